@@ -1,0 +1,19 @@
+"""nano_forkrl: RL with verifiable rewards for math reasoning, training only on forking tokens.
+
+The idea (Wang et al. 2025, "Beyond the 80/20 Rule", arXiv 2506.01939): in a chain of thought most tokens
+are near-deterministic; a minority of high-entropy "forking tokens" decide where the reasoning goes.
+Restricting the DAPO policy-gradient update to the top rho = 20% highest-entropy response tokens trains as
+well as or better than updating on all tokens.
+
+One concept per module, read in this order:
+    data        problems in, token batches out
+    sampling    rollouts (TorchSampler on CPU/GPU, VLLMSampler on GPU)
+    verify      is the answer right? -> reward
+    advantage   group-normalised advantages, DAPO dynamic sampling and overlong shaping
+    entropy     per-token log-probs and entropy, chunked over tokens
+    masking     masked means and the top-rho forking-token mask
+    update      the clipped policy-gradient step
+    train       the loop that wires them
+"""
+
+__version__ = "0.1.0"
