@@ -1,0 +1,199 @@
+"""Problems in, token batches out.
+
+1. `load_problems` reads math problems from a vendored eval set, a JSONL or parquet file, a folder of shards or a
+   Hugging Face dataset, and maps every known layout to {"id", "problem", "answer"} (answers are strings). A
+   malformed row raises `DataError` naming the file and line; nothing is dropped silently.
+2. `format_prompt` wraps a problem in one of the prompt `TEMPLATES`.
+3. `tokenize_prompt_and_output` (the CS336 function) and `collate_rollouts` build the training batch. Each
+   sequence x = prompt + response is right-padded with the pad id to the batch max length L, then
+
+       input_ids = x[:, :-1]    labels = x[:, 1:]    response_mask[b, t] = labels[b, t] is a response token
+
+   so the logits at position t score labels[b, t], the next token. The policy-gradient loss sums only where
+   response_mask is True, so prompt and padding tokens get no gradient. Tensors are built on the CPU (int64 ids,
+   bool masks); the loop moves them with `.to(device)`, and nothing else differs on CUDA.
+"""
+import json
+from itertools import chain, islice
+from pathlib import Path
+
+import torch
+
+EVALSETS_DIR = Path(__file__).parent / "evalsets"
+VENDORED = ("aime24", "aime25", "amc23", "math500", "gsm8k")  # byte copies of ../shared/data/eval, see PROVENANCE.md
+
+
+class DataError(ValueError):
+    """A data source or row that cannot become a problem. The message says where and what is wrong."""
+
+
+def load_problems(source, split=None, limit=None):
+    """Return [{"id": str, "problem": str, "answer": str}, ...], the first `limit` rows of `source`.
+
+    source: a vendored name (VENDORED), a .jsonl or .parquet file, a folder (all *.jsonl and *.parquet files in
+    it, in sorted order), or a Hugging Face dataset name "owner/name" or "owner/name:config" (needs `datasets`
+    and network). `split` is only used for Hugging Face and defaults to "train". Blank JSONL lines are skipped.
+    """
+    rows = islice(_rows(str(source), split), limit)  # stop reading as soon as `limit` rows are in
+    problems = [_to_problem(row, where, fallback_id) for row, where, fallback_id in rows]
+    if not problems and limit != 0:
+        raise DataError(f"{source}: no rows (empty file, or a folder without *.jsonl / *.parquet files)")
+    return problems
+
+
+def _rows(source, split):
+    """An iterator of (raw row, "<file> line N" for error messages, fallback id) over every file of `source`."""
+    path = EVALSETS_DIR / f"{source}.jsonl" if source in VENDORED else Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".parquet"))
+    elif path.is_file() and path.suffix in (".jsonl", ".parquet"):
+        files = [path]
+    elif source.count("/") == 1 and path.suffix not in (".jsonl", ".parquet") and source[0] not in "./~":
+        return _hf_rows(source, split or "train")
+    else:
+        raise DataError(f"unknown data source {source!r}: not a vendored set ({', '.join(VENDORED)}), not an "
+                        f"existing .jsonl/.parquet file or folder, and not a Hugging Face name 'owner/name'")
+    return chain.from_iterable(_parquet_rows(f) if f.suffix == ".parquet" else _jsonl_rows(f) for f in files)
+
+
+def _jsonl_rows(path):
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():  # a blank line (e.g. a trailing one) holds no row
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path} line {lineno}: bad JSON ({e.msg}, column {e.colno})") from None
+                yield row, f"{path} line {lineno}", f"{path.stem}-{lineno}"
+
+
+def _parquet_rows(path):
+    import pyarrow.parquet as pq  # lazy: only parquet sources need pyarrow
+
+    rows = pq.read_table(path).to_pylist()
+    return ((row, f"{path} row {i}", f"{path.stem}-{i}") for i, row in enumerate(rows, 1))
+
+
+def _hf_rows(name, split):
+    repo, _, config = name.partition(":")
+    hint = (f"On a machine with network, save it once with `datasets.load_dataset({repo!r}, {config or None!r}, "
+            f"split={split!r}).to_parquet('data.parquet')` and pass the file instead: load_problems('data.parquet')")
+    try:
+        import datasets  # lazy: an optional dependency, only for hub names
+    except ImportError:
+        raise DataError(f"{name!r} is not a local file or folder, so it was taken as a Hugging Face dataset, but "
+                        f"the `datasets` package is not installed (pip install datasets). {hint}") from None
+    try:
+        ds = datasets.load_dataset(repo, config or None, split=split)
+    except Exception as e:  # offline, unknown name, missing config: the way out is the same
+        raise DataError(f"could not load Hugging Face dataset {name!r} split {split!r} "
+                        f"({type(e).__name__}: {e}). {hint}") from e
+    return ((row, f"{name} [{split}] row {i}", f"{repo.split('/')[-1]}-{i}") for i, row in enumerate(ds, 1))
+
+
+def _to_problem(row, where, fallback_id):
+    """Map one raw row (our layout, GSM8K, MATH, DAPO-Math-17k or AIME style) to {"id", "problem", "answer"}."""
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    problem = _first(row, "problem", "question", "prompt")
+    if isinstance(problem, list):  # DAPO: a list of chat messages; the problem is the user turn
+        problem = next((m.get("content") for m in problem if m.get("role") == "user"), None)
+    if not isinstance(problem, str):
+        raise DataError(f"{where}: missing problem (need a string 'problem', 'question' or user 'prompt' message)")
+    answer = _first(row, "answer")
+    if answer is None and isinstance(row.get("reward_model"), dict):  # DAPO
+        answer = row["reward_model"].get("ground_truth")
+    if answer is None and isinstance(row.get("solution"), str):  # MATH raw: the last \boxed{} of the solution
+        answer = _last_boxed(row["solution"])
+    elif isinstance(answer, str) and "####" in answer:  # GSM8K raw: "... #### 1,080" -> "1080"
+        answer = answer.rsplit("####", 1)[1].replace(",", "")
+    if isinstance(answer, float) and answer.is_integer():  # 27.0 -> "27", as AIME/AMC answers are written
+        answer = int(answer)
+    if answer is None:
+        raise DataError(f"{where}: missing answer (need 'answer', 'reward_model.ground_truth' or a 'solution' "
+                        f"with \\boxed{{}})")
+    if not isinstance(answer, (str, int, float)):
+        raise DataError(f"{where}: answer must be a string or a number, got {type(answer).__name__}")
+    problem, answer = problem.strip(), str(answer).strip()
+    for field, value in (("problem", problem), ("answer", answer)):
+        if not value:
+            raise DataError(f"{where}: empty {field}")
+    extra = row["extra_info"] if isinstance(row.get("extra_info"), dict) else {}
+    row_id = _first({**extra, **row}, "id", "idx", "unique_id", "index")  # DAPO keeps it in extra_info.index
+    return {"id": str(fallback_id if row_id is None else row_id), "problem": problem, "answer": answer}
+
+
+def _first(row, *keys):
+    return next((row[k] for k in keys if row.get(k) is not None), None)
+
+
+def _last_boxed(text):
+    """Content of the last \\boxed{...} in `text` (braces balanced), or None."""
+    found = text.rfind("\\boxed{")
+    depth, start = 1, found + len("\\boxed{")
+    for i in range(start, len(text) if found >= 0 else 0):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return text[start:i]
+    return None
+
+
+# Prompt templates. "{problem}" is replaced literally (str.replace, so braces such as \boxed{} are safe).
+QWEN_MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+TEMPLATES = {
+    # base models: a plain-text dialogue ending in the "Assistant:" cue; the model continues with its reasoning
+    "r1-zero": ("Below, a User asks a math question and an Assistant answers it. The Assistant first works "
+                "through the problem step by step, showing its reasoning, and then gives the final answer "
+                "in \\boxed{}.\nUser: {problem}\nAssistant:"),
+    # Qwen3 chat models: this is the user message, rendered by the tokenizer's chat template (format_prompt)
+    "qwen-chat": "{problem}\n" + QWEN_MATH_INSTRUCTION,
+    "qwen-chat-nothink": "{problem}\n" + QWEN_MATH_INSTRUCTION,
+    "plain": "{problem}\n",  # the tiny synthetic task: no instructions at all
+}
+_CHAT_THINKING = {"qwen-chat": True, "qwen-chat-nothink": False}  # chat templates -> enable_thinking
+
+
+def format_prompt(problem, template="r1-zero", tokenizer=None):
+    """Prompt text for one problem. The chat templates need the tokenizer. "-nothink" renders Qwen3's empty
+    <think></think> block, so the model answers without thinking."""
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown template {template!r}; choose one of {sorted(TEMPLATES)}")
+    text = TEMPLATES[template].replace("{problem}", problem)
+    if template not in _CHAT_THINKING:
+        return text
+    if tokenizer is None:
+        raise ValueError(f"template {template!r} needs the tokenizer (it uses the tokenizer's chat template)")
+    return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                         add_generation_prompt=True, enable_thinking=_CHAT_THINKING[template])
+
+
+def tokenize_prompt_and_output(prompt_strs, output_strs, tokenizer):
+    """CS336: tokenize prompts and outputs separately (no special tokens), concatenate, right-pad with the pad
+    token (eos if there is none). Returns {"input_ids", "labels", "response_mask"}, each [B, max_len - 1]."""
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad_id is None:
+        raise ValueError("tokenizer has neither pad_token_id nor eos_token_id to pad with")
+    prompt_ids = tokenizer(list(prompt_strs), add_special_tokens=False)["input_ids"]
+    output_ids = tokenizer(list(output_strs), add_special_tokens=False)["input_ids"]
+    batch = collate_rollouts(prompt_ids, output_ids, pad_id)
+    return {k: batch[k] for k in ("input_ids", "labels", "response_mask")}
+
+
+def collate_rollouts(prompt_ids, response_ids, pad_id):
+    """The same batch from token ids (what the RL loop has after sampling; re-tokenising text could change them).
+
+    Returns input_ids, labels (int64), response_mask (bool) and attention_mask (int64, 1 on the real tokens of
+    input_ids), each [B, max_len - 1].
+    """
+    if len(prompt_ids) != len(response_ids) or not prompt_ids:
+        raise ValueError(f"need equally many prompts and responses, got {len(prompt_ids)} and {len(response_ids)}")
+    seqs = [[*p, *r] for p, r in zip(prompt_ids, response_ids)]
+    full = torch.full((len(seqs), max(map(len, seqs))), pad_id, dtype=torch.long)
+    is_response, is_real = torch.zeros_like(full, dtype=torch.bool), torch.zeros_like(full, dtype=torch.bool)
+    for b, (p, seq) in enumerate(zip(prompt_ids, seqs)):
+        full[b, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        is_response[b, len(p):len(seq)] = True
+        is_real[b, :len(seq)] = True
+    # clone(): input_ids and labels must not share storage, since callers may edit labels in place
+    return {"input_ids": full[:, :-1].clone(), "labels": full[:, 1:].clone(),
+            "response_mask": is_response[:, 1:].clone(), "attention_mask": is_real[:, :-1].long()}
