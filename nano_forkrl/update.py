@@ -1,0 +1,115 @@
+"""The policy step: one optimizer step of DAPO's clipped surrogate on the forking tokens of a mini-batch.
+
+    forward (with grad) -> logp, entropy     per micro-batch, chunked (entropy.py)
+    which tokens learn  -> token_mask         top-rho entropy among response tokens (masking.py)
+    per-token loss      -> clipped surrogate (+ kl_coef * k3 to a reference)   (loss.py)
+    aggregate           -> scalar, normalised over the whole MINI-batch, backward; repeat; clip grad norm; step
+
+Which policy's entropy picks the tokens (mask_source):
+  "rollout" (default; the paper's text "top-rho within each batch"): the caller computes top_entropy_mask ONCE
+      from the old (rollout) policy's entropy over the whole batch and passes token_mask (or passes `entropy` and
+      we select over this mini-batch). The mask stays fixed while the policy moves. Micro-batch size does not
+      change the result: "token-mean" divides every micro-batch by the mini-batch's trained-token count.
+  "current" (the released verl code): inside each micro-batch, top-rho of the CURRENT policy's entropy (detached)
+      among that micro-batch's response tokens, i.e. ceil(rho * N_micro) tokens. The count is only known after
+      the forward, so, exactly like verl, "token-mean" averages each micro-batch over its own selected tokens and
+      weights it by its share of the mini-batch's sequences (verl: loss * micro_bsz / mini_bsz). Other modes use
+      mini-batch normalisers in both cases.
+
+Stats: approx_kl is the k3 estimate of KL(pi_old || pi_theta) on the trained tokens (samples come from pi_old),
+clip fractions and entropies are over trained (or untrained response) tokens. A NaN/inf loss or gradient norm
+skips the step (gradients dropped, parameters and optimizer state untouched) and reports skipped=True.
+
+Device: batch tensors may be on CPU and are moved to the model's device; statistics are accumulated on the device
+and read back with a single sync at the end, so CUDA never waits per micro-batch.
+"""
+import math
+
+import torch
+
+from nano_forkrl.entropy import token_logprobs_and_entropy
+from nano_forkrl.loss import (aggregate, clipped_pg_loss, compute_grpo_clip_loss,  # noqa: F401  (re-exported)
+                              compute_naive_policy_gradient_loss, compute_policy_gradient_loss,
+                              grpo_microbatch_train_step, kl_k3, naive_pg_loss)
+from nano_forkrl.masking import masked_sum, top_entropy_mask
+
+STAT_NAMES = ("loss", "trained", "clipped_low", "clipped_high", "approx_kl", "kl_ref", "entropy_trained",
+              "entropy_untrained", "untrained")
+
+
+def policy_step(model, optimizer, batch, *, old_logprobs, advantages, token_mask=None, rho=0.2, mask_mode="top",
+                mask_source="rollout", entropy=None, loss_agg="token-mean", constant=None, eps_low=0.2,
+                eps_high=0.28, dual_clip=None, kl_coef=0.0, ref_logprobs=None, micro_batch_size=8,
+                max_grad_norm=1.0, temperature=1.0, chunk_size=1024) -> dict:
+    """One optimizer step over `batch` (input_ids, labels, response_mask, attention_mask: [B, T]).
+
+    old_logprobs [B, T]: rollout-policy log-probs of the labels; advantages [B] or [B, 1]; token_mask [B, T] bool
+    (mask_source="rollout"); constant: Dr.GRPO's constant for loss_agg="constant"; max_grad_norm None = no
+    clipping. Returns python floats: loss, grad_norm, clip_frac_low, clip_frac_high, approx_kl, kl_ref,
+    frac_tokens_trained, tokens_trained, entropy_trained, entropy_untrained, and skipped (bool)."""
+    device = next(model.parameters()).device
+    resp = batch["response_mask"].to(device).bool()
+    n_seq = resp.shape[0]
+    adv = torch.as_tensor(advantages).reshape(n_seq).to(device, torch.float32)
+    old = old_logprobs.to(device, torch.float32)
+    if kl_coef > 0 and ref_logprobs is None:
+        raise ValueError("kl_coef > 0 needs ref_logprobs (the reference policy's log-probs of the labels)")
+    ref = ref_logprobs.to(device, torch.float32) if kl_coef > 0 else None
+    if mask_source == "rollout":
+        if token_mask is None:
+            if entropy is None:
+                raise ValueError('mask_source="rollout" needs token_mask (or the rollout entropy to select from)')
+            token_mask = top_entropy_mask(entropy.to(device), resp, rho, mode=mask_mode)
+        token_mask = token_mask.to(device).bool() & resp
+    elif mask_source != "current":
+        raise ValueError(f'mask_source must be "rollout" or "current", got {mask_source!r}')
+    per_micro_mean = mask_source == "current" and loss_agg == "token-mean"  # verl's weighting, see module doc
+    num_tokens = token_mask.sum() if loss_agg == "token-mean" and not per_micro_mean else resp.sum()
+    attn = batch.get("attention_mask")
+
+    optimizer.zero_grad()
+    acc = torch.zeros(len(STAT_NAMES), dtype=torch.float64, device=device)
+    for start in range(0, n_seq, micro_batch_size):
+        mb = slice(start, start + micro_batch_size)
+        logp, ent = token_logprobs_and_entropy(
+            model, batch["input_ids"][mb].to(device), None if attn is None else attn[mb].to(device),
+            labels=batch["labels"][mb].to(device), temperature=temperature, chunk_size=chunk_size, with_grad=True)
+        ent, r = ent.detach(), resp[mb]
+        m = token_mask[mb] if mask_source == "rollout" else top_entropy_mask(ent, r, rho, mode=mask_mode) & r
+        # Untrained positions may hold padding garbage (e.g. -inf old log-probs). Zero them BEFORE the loss math:
+        # torch.where later drops their value, but a NaN there would still poison the backward pass.
+        zero = torch.zeros_like(logp)
+        lp, old_lp = torch.where(m, logp, zero), torch.where(m, old[mb], zero)
+        loss_tok, st = clipped_pg_loss(lp, old_lp, adv[mb], eps_low=eps_low, eps_high=eps_high, dual_clip=dual_clip)
+        kl_ref = zero
+        if ref is not None:
+            kl_ref = kl_k3(lp, torch.where(m, ref[mb], zero))
+            loss_tok = loss_tok + kl_coef * kl_ref
+        if per_micro_mean:
+            loss = aggregate(loss_tok, m, "token-mean") * (r.shape[0] / n_seq)
+        else:
+            loss = aggregate(loss_tok, m, loss_agg, response_mask=r, num_tokens=num_tokens, num_sequences=n_seq,
+                             constant=constant)
+        loss.backward()
+        with torch.no_grad():  # masked sums, not boolean indexing: indexing would sync CUDA every micro-batch
+            untrained = r & ~m
+            sums = [masked_sum(x, where) for x, where in ((st["clipped_low"], m), (st["clipped_high"], m),
+                    (kl_k3(old_lp, lp.detach()), m), (kl_ref.detach(), m), (ent, m), (ent, untrained))]
+            acc += torch.stack([t.double() for t in (loss.detach(), m.sum(), *sums, untrained.sum())])
+
+    params = [p for p in model.parameters() if p.grad is not None]
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm else float("inf"))
+    values = dict(zip(STAT_NAMES, acc.tolist()))  # the one device -> host sync (plus grad_norm below)
+    grad_norm = float(grad_norm)
+    skipped = not (math.isfinite(values["loss"]) and math.isfinite(grad_norm))
+    if not skipped:
+        optimizer.step()
+    optimizer.zero_grad()  # on a skipped step this just drops the bad gradients
+
+    n_tr, n_untr = values["trained"], values["untrained"]
+    den = max(n_tr, 1.0)
+    return {"loss": values["loss"], "grad_norm": grad_norm, "clip_frac_low": values["clipped_low"] / den,
+            "clip_frac_high": values["clipped_high"] / den, "approx_kl": values["approx_kl"] / den,
+            "kl_ref": values["kl_ref"] / den, "frac_tokens_trained": n_tr / max(n_tr + n_untr, 1.0),
+            "tokens_trained": n_tr, "entropy_trained": values["entropy_trained"] / den,
+            "entropy_untrained": values["entropy_untrained"] / max(n_untr, 1.0), "skipped": skipped}
