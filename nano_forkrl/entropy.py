@@ -1,0 +1,132 @@
+"""Per-token log-probs and entropy of the next-token distribution, chunked over tokens.
+
+For logits z over the vocabulary (after dividing by the sampling temperature tau):
+
+    log pi(y_t | q, y_<t) = z[y_t] - logsumexp(z)                     (the log-prob of the sampled token)
+    H_t = -sum_v p_v log p_v = logsumexp(z) - sum_v softmax(z)_v z_v   (token entropy, in nats)
+
+H_t is the token entropy that ranks the "forking tokens" (Wang et al. 2025); log pi feeds the
+importance ratio r_t = pi_theta / pi_old of DAPO.
+
+Memory is the point of this module. Qwen3 has V = 151,936, so the float32 logits of 4,096 tokens alone
+take 2.5 GB. We never build them: the transformer body runs once ([B, T, H] hidden states), then the
+output head is applied `chunk_size` tokens at a time and each [chunk, V] block is reduced to two numbers
+per token before the next block is made. With gradients, every block is wrapped in activation
+checkpointing, so backward also re-creates one block at a time instead of keeping all logits alive.
+
+CPU and CUDA run the same code. On CUDA the model is bf16, so the head matmul runs in bf16; a chunk then
+holds its bf16 logits (2 bytes per entry) and float32 copy (4), then at most three float32 blocks
+(log-softmax, softmax, their product): peak about chunk x V x 12 bytes, i.e. 1.9 GB for chunk 1024 and
+Qwen3's V (measured on an H100), and about twice that while backward recomputes a chunk. On CPU the
+model is float32 and the same bound holds.
+"""
+import torch
+from torch.utils.checkpoint import checkpoint
+
+
+def token_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of softmax(logits) over the last dim, computed in float32. Shape logits.shape[:-1].
+
+    Computed as -sum exp(log p) * log p with log p = log_softmax(z): equal to logsumexp(z) - sum p z, but
+    it never subtracts two large numbers (that form loses ~1e-3 nats at logits ~1e4 in float32), and a
+    probability that underflows to 0 contributes exactly 0. Logits must be finite.
+    """
+    return _entropy_from_logp(torch.log_softmax(logits.float(), dim=-1))
+
+
+def _entropy_from_logp(logp):
+    # Not einsum/bmm: it would save one [.., V] block, but CPU bmm sums 151,936 terms with ~1e-3 error.
+    return -(logp.exp() * logp).sum(dim=-1)
+
+
+def compute_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """CS336 name for `token_entropy`."""
+    return token_entropy(logits)
+
+
+def logprobs_from_logits(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """log softmax(logits / temperature)[labels], float32, shape labels.shape == logits.shape[:-1].
+
+    Needs no [.., V] float32 log-softmax tensor: gather one logit, subtract logsumexp.
+    """
+    z = logits.float()
+    if temperature != 1.0:
+        z = z / temperature
+    picked = z.gather(-1, labels.long().unsqueeze(-1)).squeeze(-1)
+    return picked - torch.logsumexp(z, dim=-1)
+
+
+def _head_chunk(head, hidden, labels, temperature):
+    """One block: hidden [c, H] -> logits [c, V] (model dtype) -> (log-prob [c], entropy [c]) float32.
+
+    The two formulas above sharing one log-softmax; these few passes over [c, V] are the module's cost.
+    """
+    z = head(hidden).float()
+    if temperature != 1.0:
+        z = z / temperature
+    logp = torch.log_softmax(z, dim=-1)
+    del z  # autograd does not need it (log_softmax saves its output), so free the block now
+    return logp.gather(-1, labels.long().unsqueeze(-1)).squeeze(-1), _entropy_from_logp(logp)
+
+
+def _body_and_head(model):
+    """The transformer body (returns last hidden states) and the output head of a HF causal LM."""
+    body = model.get_decoder() if hasattr(model, "get_decoder") else model.model
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else model.lm_head
+    if body is model or head is None:
+        raise TypeError(f"{type(model).__name__}: cannot split into a body and an output head")
+    return body, head
+
+
+def token_logprobs_and_entropy(model, input_ids, attention_mask=None, *, labels=None, temperature=1.0,
+                               chunk_size=1024, with_grad=False):
+    """Per-token log-probs and next-token entropies, each [B, T] float32, without [B, T, V] float32 logits.
+
+    Shift convention:
+      * labels=None: position t scores the token that follows it,
+            logprobs[:, t] = log p(input_ids[:, t+1] | input_ids[:, :t+1]),
+        and the last column is 0 (there is no next token).
+      * labels given (same shape as input_ids; CS336 style: input_ids = full[:, :-1], labels = full[:, 1:]):
+            logprobs[:, t] = log p(labels[:, t] | input_ids[:, :t+1]).
+      * entropy[:, t] is the entropy of the next-token distribution at position t (every column is real).
+    Logits are divided by `temperature` first, so log-probs are those of the distribution the sampler drew
+    from. With an attention_mask, position ids count only real tokens (as HF generate and vLLM do), so a
+    left-padded row scores exactly like the same row without padding. Padding positions still get values
+    (finite, meaningless); callers mask them out.
+
+    with_grad=False: runs under torch.no_grad() (not inference_mode, so outputs may later meet autograd).
+    with_grad=True: gradients flow to the model; each chunk is checkpointed, so backward recomputes one
+    [chunk_size, V] block at a time. The entropy stays differentiable, though callers normally detach it.
+    Extra memory: about chunk_size x V x 12 bytes at peak, x ~24 in backward (see the module docstring).
+    """
+    with torch.set_grad_enabled(with_grad):
+        body, head = _body_and_head(model)
+        position_ids = None
+        if attention_mask is not None:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        hidden = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                      use_cache=False).last_hidden_state
+        B, T = input_ids.shape
+        shifted = labels is None
+        if shifted:  # the token after t; the last column gets a dummy label and is zeroed below
+            labels = torch.cat([input_ids[:, 1:], input_ids[:, -1:]], dim=1)
+        flat_h, flat_y = hidden.reshape(B * T, -1), labels.reshape(B * T)
+        logps, ents = [], []
+        for s in range(0, B * T, chunk_size):
+            args = (head, flat_h[s:s + chunk_size], flat_y[s:s + chunk_size], temperature)
+            lp, ent = checkpoint(_head_chunk, *args, use_reentrant=False) if with_grad else _head_chunk(*args)
+            logps.append(lp)
+            ents.append(ent)
+        logprobs, entropy = torch.cat(logps).view(B, T), torch.cat(ents).view(B, T)
+        if shifted:
+            logprobs = torch.cat([logprobs[:, :-1], logprobs.new_zeros(B, 1)], dim=1)
+    return logprobs, entropy
+
+
+def get_response_log_probs(model, input_ids, labels, return_token_entropy=False):
+    """CS336 name: {"log_probs": [B, T]} (+ "token_entropy") with labels given, temperature 1, with grad."""
+    logprobs, entropy = token_logprobs_and_entropy(model, input_ids, labels=labels, with_grad=True)
+    out = {"log_probs": logprobs}
+    if return_token_entropy:
+        out["token_entropy"] = entropy
+    return out

@@ -1,0 +1,96 @@
+"""Which tokens learn: masked reductions and the top-rho forking-token mask.
+
+Wang et al. 2025 (arXiv 2506.01939) keep the DAPO objective but multiply each token's term by
+
+    1[H_t >= tau_rho],   tau_rho = the entropy above which lie the top rho (= 20%) of response tokens,
+
+so only the high-entropy "forking tokens" get a policy gradient. `top_entropy_mask` builds that indicator
+as an exact top-k with k = ceil(rho * N), N = number of valid response tokens (prompt and padding never
+count and are never chosen). Among equal entropies the earlier position (row-major flat index) wins, so
+the mask is deterministic. It also builds the paper's controls: mode="bottom" (the other 1 - rho, i.e. the
+80% lowest-entropy tokens) and mode="random" (k uniformly random response tokens).
+
+Which policy's entropy selects the tokens? This function is pure; the loop decides what to feed it. Our
+default (train/update) passes the rollout (old) policy's entropies over the whole rollout batch, which is
+what the paper's text says ("top rho within each batch"). The released verl code instead ranked the
+current policy's entropies inside each micro-batch, with the threshold taken by torch.quantile; that
+variant is one call per micro-batch here. We avoid torch.quantile: it interpolates (so the count is not
+exactly k) and refuses inputs above 2^24 elements; a stable sort has neither problem.
+
+CPU and CUDA run the same code and everything stays on the tensor's device: rows are ranked by one
+batched sort and k is computed on the device, so the NaN check is the only host sync.
+"""
+from fractions import Fraction
+
+import torch
+
+
+def masked_sum(tensor: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
+    """sum(tensor * mask) over `dim` (all elements if None). Masked-out entries count as exactly 0,
+    even if they hold nan/inf (padding garbage must not poison the sum). Mask: bool or 0/1 numbers."""
+    kept = torch.where(mask.bool(), tensor * mask, 0.0)
+    return kept.sum() if dim is None else kept.sum(dim)
+
+
+def masked_mean(tensor: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
+    """CS336: sum(tensor * mask, dim) / sum(mask, dim). A slice whose mask is all zero gives 0/0 = nan,
+    exactly like the CS336 reference; callers that can meet empty rows must handle that themselves."""
+    count = mask.sum() if dim is None else mask.sum(dim)
+    return masked_sum(tensor, mask, dim) / count
+
+
+def masked_normalize(tensor: torch.Tensor, mask: torch.Tensor, normalize_constant: float, dim=None):
+    """CS336: sum(tensor * mask, dim) / normalize_constant (e.g. Dr. GRPO's fixed length normaliser)."""
+    return masked_sum(tensor, mask, dim) / normalize_constant
+
+
+def _num_selected(rho: float, n):
+    """k = ceil(rho * n) with no float error (0.2 * 10 is 2, not 3). rho is read as the fraction p/q the
+    user wrote (0.2 -> 1/5; denominators up to 10^6), then k = ceil(p n / q) in integer arithmetic.
+    Works for a Python int n and for an int64 tensor of per-row counts."""
+    frac = Fraction(repr(float(rho))).limit_denominator(10**6)
+    p, q = frac.numerator, frac.denominator
+    return (p * n + q - 1) // q
+
+
+def top_entropy_mask(entropy: torch.Tensor, response_mask: torch.Tensor, rho: float = 0.2, *, mode: str = "top",
+                     per_sequence: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Bool mask (shape of `entropy`) of the forking tokens among the valid tokens of `response_mask`.
+
+    mode="top":    the k = ceil(rho N) highest-entropy valid tokens (ties: earlier position first).
+    mode="bottom": the valid tokens NOT chosen by "top" (N - k lowest; rho=0.2 -> the bottom 80%).
+    mode="random": k valid tokens drawn uniformly without replacement (`generator` makes it reproducible).
+    per_sequence=False ranks all valid tokens of the whole tensor together (the paper: "within each batch");
+    True applies the same rule to each row (last dim) separately with k_i = ceil(rho N_i).
+    rho = 1 returns response_mask (as bool); rho = 0 selects nothing.
+    """
+    if not 0.0 <= rho <= 1.0:  # also catches nan
+        raise ValueError(f"rho must be in [0, 1], got {rho}")
+    if mode not in ("top", "bottom", "random"):
+        raise ValueError(f"mode must be 'top', 'bottom' or 'random', got {mode!r}")
+    if entropy.shape != response_mask.shape:
+        raise ValueError(f"entropy {tuple(entropy.shape)} and response_mask {tuple(response_mask.shape)} differ")
+    valid = response_mask.bool()
+    if entropy.numel() == 0:
+        return valid.clone()
+    if bool((torch.isnan(entropy) & valid).any()):
+        raise ValueError("entropy is NaN on a response token: the ranking would be meaningless "
+                         "(check the logits / log-probs for overflow)")
+    # Rows to rank within: one row for the whole batch, or one per sequence.
+    width = entropy.shape[-1] if (per_sequence and entropy.dim() > 0) else entropy.numel()
+    valid_rows = valid.reshape(-1, width)
+    if mode == "random":  # top-k of i.i.d. uniform scores = a uniformly random k-subset
+        gen_device = generator.device if generator is not None else entropy.device
+        score = torch.rand(valid_rows.shape, generator=generator, device=gen_device).to(entropy.device)
+    else:
+        # Clamp so that valid tokens rank above every invalid one, even a valid token whose score is -inf.
+        score = entropy.reshape(-1, width).clamp(min=torch.finfo(entropy.dtype).min)
+    score = torch.where(valid_rows, score, float("-inf"))
+    # Stable descending sort: equal scores keep their original (position) order.
+    order = torch.sort(score, dim=-1, descending=True, stable=True).indices
+    rank = torch.empty_like(order)
+    rank.scatter_(-1, order, torch.arange(width, device=order.device).expand_as(order))
+    k = _num_selected(rho, valid_rows.sum(dim=-1, keepdim=True))  # [rows, 1], on device
+    top = valid_rows & (rank < k)
+    chosen = valid_rows & ~top if mode == "bottom" else top
+    return chosen.reshape(entropy.shape)

@@ -1,0 +1,248 @@
+"""Tests for nano_forkrl.entropy: formulas by hand, the chunked path against the naive full-logits path."""
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import make_tiny_qwen3
+from nano_forkrl.entropy import (compute_entropy, get_response_log_probs, logprobs_from_logits, token_entropy,
+                                 token_logprobs_and_entropy)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------- token_entropy / logprobs_from_logits
+def test_uniform_logits_give_log_v():
+    for v in (2, 7, 151936):
+        h = token_entropy(torch.full((3, v), 5.0))
+        assert h.shape == (3,)
+        torch.testing.assert_close(h, torch.full((3,), math.log(v)), atol=1e-4, rtol=0)
+
+
+def test_peaked_logits_give_zero_and_two_way_tie_gives_log2():
+    logits = torch.zeros(4, 50)
+    logits[:, 3] = 100.0
+    assert token_entropy(logits).abs().max() < 1e-6
+    extreme = torch.tensor([[1e4, 1e4, -1e4, 0.0], [-1e4, 1e4, -1e4, -1e4]])
+    h = token_entropy(extreme)
+    assert torch.isfinite(h).all()
+    torch.testing.assert_close(h, torch.tensor([math.log(2), 0.0]), atol=1e-6, rtol=0)
+
+
+def test_entropy_matches_naive_float64():
+    torch.manual_seed(0)
+    logits = 4 * torch.randn(2, 5, 33)
+    p = torch.softmax(logits.double(), -1)
+    naive = -(p * p.log()).sum(-1)
+    h = token_entropy(logits)
+    assert h.dtype == torch.float32 and h.shape == (2, 5)
+    torch.testing.assert_close(h.double(), naive, atol=1e-5, rtol=0)
+    torch.testing.assert_close(compute_entropy(logits), h)
+
+
+def test_bf16_input_gives_float32_output():
+    torch.manual_seed(1)
+    logits = torch.randn(3, 40).bfloat16()
+    h = token_entropy(logits)
+    assert h.dtype == torch.float32
+    torch.testing.assert_close(h, token_entropy(logits.float()))
+    lp = logprobs_from_logits(logits, torch.tensor([0, 5, 39]))
+    assert lp.dtype == torch.float32
+
+
+def test_logprobs_from_logits_hand_values_and_temperature():
+    logits = torch.tensor([[0.0, math.log(3.0)]])
+    torch.testing.assert_close(logprobs_from_logits(logits, torch.tensor([1])), torch.tensor([math.log(0.75)]))
+    # temperature 2: z = [0, ln(3)/2] -> p(1) = sqrt(3) / (1 + sqrt(3))
+    want = math.log(math.sqrt(3) / (1 + math.sqrt(3)))
+    torch.testing.assert_close(logprobs_from_logits(logits, torch.tensor([1]), temperature=2.0), torch.tensor([want]))
+
+
+def test_logprobs_from_logits_matches_log_softmax_gather():
+    torch.manual_seed(2)
+    logits, labels = torch.randn(2, 6, 20), torch.randint(0, 20, (2, 6))
+    for temp in (1.0, 0.6, 1.3):
+        ref = torch.log_softmax(logits / temp, -1).gather(-1, labels[..., None]).squeeze(-1)
+        torch.testing.assert_close(logprobs_from_logits(logits, labels, temperature=temp), ref)
+
+
+# ---------------------------------------------------------------- the chunked model path
+def naive(model, ids, attention_mask=None, temperature=1.0):
+    """Full logits, log_softmax, shift: the reference the chunked path must equal."""
+    kwargs = {}
+    if attention_mask is not None:
+        kwargs = dict(attention_mask=attention_mask, position_ids=(attention_mask.cumsum(-1) - 1).clamp(min=0))
+    z = model(ids, **kwargs).logits.float() / temperature
+    lp = torch.log_softmax(z, -1)[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)
+    lp = torch.cat([lp, torch.zeros(ids.shape[0], 1)], dim=1)
+    p = torch.softmax(z, -1)
+    return lp, -(p * torch.log_softmax(z, -1)).sum(-1)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return make_tiny_qwen3()
+
+
+def test_chunked_equals_naive_for_any_chunk_size(model):
+    torch.manual_seed(3)
+    ids = torch.randint(2, 64, (3, 7))  # B*T = 21
+    with torch.no_grad():
+        ref_lp, ref_h = naive(model, ids)
+    for chunk in (1, 4, 5, 20, 21, 1024):
+        lp, h = token_logprobs_and_entropy(model, ids, chunk_size=chunk)
+        assert lp.shape == h.shape == (3, 7) and lp.dtype == h.dtype == torch.float32
+        torch.testing.assert_close(lp, ref_lp, atol=1e-5, rtol=0)
+        torch.testing.assert_close(h, ref_h, atol=1e-5, rtol=0)
+        assert (lp[:, -1] == 0).all()
+
+
+def test_labels_convention_matches_shifted_convention(model):
+    torch.manual_seed(4)
+    full = torch.randint(2, 64, (2, 9))
+    inp, labels = full[:, :-1], full[:, 1:]
+    lp_l, h_l = token_logprobs_and_entropy(model, inp, labels=labels, chunk_size=3)
+    lp_s, h_s = token_logprobs_and_entropy(model, full, chunk_size=5)
+    torch.testing.assert_close(lp_l, lp_s[:, :-1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(h_l, h_s[:, :-1], atol=1e-5, rtol=0)
+    with torch.no_grad():
+        ref = torch.log_softmax(model(inp).logits, -1).gather(-1, labels[..., None]).squeeze(-1)
+    torch.testing.assert_close(lp_l, ref, atol=1e-5, rtol=0)
+    assert (lp_l[:, -1] != 0).all()  # with labels every column is a real score
+
+
+def test_padding_left_and_right(model):
+    torch.manual_seed(5)
+    ids = torch.randint(2, 64, (2, 8))
+    mask = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1],   # left padded: 5 real tokens
+                         [1, 1, 1, 1, 1, 1, 0, 0]])  # right padded: 6 real tokens
+    ids = ids * mask  # pad id 0
+    lp, h = token_logprobs_and_entropy(model, ids, mask, chunk_size=3)
+    with torch.no_grad():
+        ref_lp, ref_h = naive(model, ids, mask)
+        alone0 = token_logprobs_and_entropy(model, ids[:1, 3:])
+        alone1 = token_logprobs_and_entropy(model, ids[1:, :6])
+    real = mask.bool()
+    scored = real.clone()
+    scored[:, :-1] &= real[:, 1:]  # log-prob at t needs a real token at t + 1
+    scored[:, -1] = False
+    torch.testing.assert_close(lp[scored], ref_lp[scored], atol=1e-5, rtol=0)
+    torch.testing.assert_close(h[real], ref_h[real], atol=1e-5, rtol=0)
+    assert torch.isfinite(lp).all() and torch.isfinite(h).all()  # padding gets harmless values
+    # a padded row scores like the same tokens with no padding at all
+    torch.testing.assert_close(lp[0, 3:-1], alone0[0][0, :-1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(h[0, 3:], alone0[1][0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(lp[1, :5], alone1[0][0, :5], atol=1e-5, rtol=0)
+    torch.testing.assert_close(h[1, :6], alone1[1][0], atol=1e-5, rtol=0)
+
+
+def test_temperature(model):
+    torch.manual_seed(6)
+    ids = torch.randint(2, 64, (2, 6))
+    with torch.no_grad():
+        ref_lp, ref_h = naive(model, ids, temperature=0.7)
+    lp, h = token_logprobs_and_entropy(model, ids, temperature=0.7, chunk_size=5)
+    torch.testing.assert_close(lp, ref_lp, atol=1e-5, rtol=0)
+    torch.testing.assert_close(h, ref_h, atol=1e-5, rtol=0)
+    lp1, _ = token_logprobs_and_entropy(model, ids)
+    assert (lp - lp1)[:, :-1].abs().max() > 1e-3  # temperature really changes the scores
+
+
+def test_gradients_match_naive(model):
+    torch.manual_seed(7)
+    ids = torch.randint(2, 64, (2, 6))
+    weights = torch.randn(2, 6)
+
+    def grads(fn):
+        model.zero_grad()
+        lp, h = fn()
+        ((lp * weights).sum() + h.sum()).backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    ref = grads(lambda: naive(model, ids))
+    got = grads(lambda: token_logprobs_and_entropy(model, ids, chunk_size=5, with_grad=True))
+    model.zero_grad()
+    assert ref.keys() == got.keys()
+    for name in ref:
+        torch.testing.assert_close(got[name], ref[name], atol=1e-5, rtol=1e-4, msg=name)
+    assert any(g.abs().max() > 0 for g in got.values())
+
+
+def test_no_grad_path_returns_plain_tensors(model):
+    ids = torch.randint(2, 64, (2, 5))
+    lp, h = token_logprobs_and_entropy(model, ids)
+    assert not lp.requires_grad and not h.requires_grad
+    lp, h = token_logprobs_and_entropy(model, ids, with_grad=True)
+    assert lp.requires_grad and h.requires_grad
+
+
+def test_head_only_ever_sees_chunks_forward_and_backward(model):
+    """Checkpointing: backward re-runs the head chunk by chunk; no [B, T, V] logits are ever produced."""
+    shapes = []
+    original = model.lm_head.forward
+
+    def recording(x):
+        out = original(x)
+        shapes.append(tuple(out.shape))
+        return out
+
+    model.lm_head.forward = recording
+    try:
+        ids = torch.randint(2, 64, (2, 9))  # 18 tokens, chunk 4 -> 5 chunks
+        token_logprobs_and_entropy(model, ids, chunk_size=4)
+        assert len(shapes) == 5
+        shapes.clear()
+        lp, h = token_logprobs_and_entropy(model, ids, chunk_size=4, with_grad=True)
+        assert len(shapes) == 5
+        (lp.sum() + h.sum()).backward()
+        assert len(shapes) == 10  # recomputed in backward, one chunk at a time
+        assert all(len(s) == 2 and s[0] <= 4 and s[1] == 64 for s in shapes)
+    finally:
+        del model.lm_head.forward
+        model.zero_grad()
+
+
+def test_cs336_get_response_log_probs(model):
+    torch.manual_seed(8)
+    full = torch.randint(2, 64, (2, 8))
+    inp, labels = full[:, :-1], full[:, 1:]
+    out = get_response_log_probs(model, inp, labels)
+    assert set(out) == {"log_probs"}
+    assert out["log_probs"].requires_grad  # CS336's training step backpropagates through it
+    out = get_response_log_probs(model, inp, labels, return_token_entropy=True)
+    logits = model(inp).logits
+    ref = torch.log_softmax(logits, -1).gather(-1, labels[..., None]).squeeze(-1)
+    torch.testing.assert_close(out["log_probs"], ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out["token_entropy"], compute_entropy(logits), atol=1e-5, rtol=0)
+
+
+MEMORY_SCRIPT = textwrap.dedent("""
+    import resource, sys, torch
+    sys.path[:0] = [{root!r}, {tests!r}]
+    from conftest import make_tiny_qwen3
+    from nano_forkrl.entropy import token_logprobs_and_entropy
+    model = make_tiny_qwen3(vocab_size=151936, hidden_size=16, layers=1)
+    ids = torch.randint(0, 151936, (1, 4096))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    lp, h = token_logprobs_and_entropy(model, ids, chunk_size=256)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    assert torch.isfinite(lp).all() and torch.isfinite(h).all()
+    print((after - before) * unit, after * unit)
+""")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uses the resource module")
+def test_real_vocab_peak_memory_far_below_full_logits():
+    """4,096 tokens x 151,936 vocab: full float32 logits would be 2.5 GB; chunks of 256 need ~0.5 GB."""
+    script = MEMORY_SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests"))
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    growth, peak = map(int, res.stdout.split())
+    full_logits = 4096 * 151936 * 4
+    assert growth < full_logits / 2, f"peak RSS grew by {growth / 1e9:.2f} GB"
+    assert peak < 1.5e9, f"peak RSS {peak / 1e9:.2f} GB"
