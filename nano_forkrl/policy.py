@@ -1,0 +1,90 @@
+"""The policy pi_theta: which model, on which device, in which dtype, and which rollout engine samples from it.
+
+Shared by `train`, `evaluate`, `analysis` and `bench` so that all four load a model the same way:
+
+- `"tiny"` is the embedded default: the warm-started tiny Qwen3 of `nano_forkrl.tiny` (built and cached on
+  first use, CPU friendly).
+- Anything else goes to `AutoModelForCausalLM.from_pretrained(name_or_path)`: a hub name such as
+  `Qwen/Qwen3-0.6B-Base` (needs network or a warm HF cache) or a local folder written by `save_pretrained`
+  (our checkpoints are such folders).
+
+Device and dtype: "auto" picks CUDA when available, else CPU. dtype "auto" keeps the parameters (master
+weights) in float32 and runs forward/backward under bf16 autocast on CUDA (`autocast` below): with lr 1e-6 a
+pure-bf16 weight cannot absorb the update (bf16 keeps ~3 significant digits, so w + 1e-6 * g rounds back to w).
+dtype "bf16" stores the weights in bf16 (half the memory; for 4B/8B on one GPU, with that caveat).
+On CPU everything is float32 (CPU bf16 matmuls are slow and the tiny model is small).
+"""
+import contextlib
+
+import torch
+
+
+def pick_device(device="auto"):
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(dtype, device):
+    if dtype == "auto":
+        return torch.float32
+    return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp32": torch.float32,
+            "float32": torch.float32, "fp16": torch.float16}[dtype]
+
+
+def load_policy(name_or_path, device="auto", dtype="auto", seed=0):
+    """Returns (model, tokenizer) with the model on `device` in `dtype`, in train mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = pick_device(device)
+    dtype = pick_dtype(dtype, device)
+    if name_or_path == "tiny":
+        from nano_forkrl.tiny import load_tiny
+
+        model, tokenizer = load_tiny(seed=seed)
+    else:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+            model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
+        except OSError as err:
+            raise SystemExit(
+                f"could not load model {name_or_path!r}: {err}\n"
+                "Pass a local folder (e.g. one written by save_pretrained) or a hub name on a machine with "
+                "network access, or use --model tiny for the embedded CPU default.") from err
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.to(device=device, dtype=dtype)
+    model.config.use_cache = False  # the trainer never needs the cache; samplers ask for it explicitly
+    return model.train(), tokenizer
+
+
+def make_sampler(kind, model, tokenizer, *, max_new_tokens, temperature=1.0, top_p=1.0, seed=0,
+                 gpu_memory_utilization=0.35, batch_size=512):
+    """kind: "auto" (vLLM when importable on CUDA, else torch), "torch" or "vllm"."""
+    on_cuda = next(model.parameters()).device.type == "cuda"
+    if kind == "auto":
+        kind = "vllm" if on_cuda and _vllm_importable() else "torch"
+    if kind == "vllm":
+        from nano_forkrl.vllm_sampler import VLLMSampler
+
+        return VLLMSampler(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature,
+                           top_p=top_p, seed=seed, gpu_memory_utilization=gpu_memory_utilization)
+    if kind != "torch":
+        raise ValueError(f"unknown sampler {kind!r}: use auto, torch or vllm")
+    from nano_forkrl.sampling import TorchSampler
+
+    return TorchSampler(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature,
+                        top_p=top_p, seed=seed, batch_size=batch_size)
+
+
+def _vllm_importable():
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def autocast(model):
+    """bf16 autocast for forward/backward on CUDA (no-op on CPU): fp32 master weights, bf16 matmuls."""
+    if next(model.parameters()).device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
