@@ -1,0 +1,306 @@
+"""Tests for nano_forkrl.verify: extraction, equivalence (and its false-positive traps), rewards, the CS336
+wrapper, the time bound from the main thread / other threads / worker processes, and real MATH-500 answers."""
+import concurrent.futures
+import json
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from nano_forkrl.latex import normalize
+from nano_forkrl.verify import extract_answer, is_equivalent, r1_zero_reward_fn, reward
+
+MATH500 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval" / "math500" / "test.jsonl"
+NEVER_HANGS_S = 10.0  # generous bound for "returns quickly"; the default per-call timeout is 1 s
+
+
+def short(value):
+    """Readable test ids for huge adversarial strings."""
+    return repr(value)[:40]
+
+
+# ---------------------------------------------------------------- extraction
+@pytest.mark.parametrize("response, expected", [
+    (r"so the result is \boxed{\frac{1}{2}}.", r"\frac{1}{2}"),
+    (r"first \boxed{1}, finally \boxed{2}", "2"),  # the last box wins
+    (r"\boxed{\{1,2\}}", r"\{1,2\}"),
+    (r"\boxed{\frac{\sqrt{3}}{\left(2\right)}}", r"\frac{\sqrt{3}}{\left(2\right)}"),  # nested braces
+    (r"$\boxed 7$", "7"),
+    (r"\fbox{3}", "3"),
+    ("#### 72", "72"),
+    ("so she pays 3 + 4 = 7 dollars\n#### 1,000", "1,000"),
+    ("The answer is 5.", "5"),
+    ("The answer is 3.5 cm. Done.", "3.5 cm"),
+    ("The final answer is $\\frac{3}{4}$. I hope it is correct.", r"\frac{3}{4}"),
+    ("Answer: (B)", "(B)"),
+    ("**Final Answer:** 42", "42"),
+    ("answer is:   -3\nmore text", "-3"),
+    ("Answer: $x = 5$, since ...", "x = 5"),
+    ("The answer is 4. Later: the answer is 6.", "6"),  # last marker wins
+    (r"The answer is 4, i.e. \boxed{5}. Answer: 6", "5"),  # a box beats any marker
+    (r"<think>maybe \boxed{3}</think> The answer is 4", "4"),  # only after </think>
+    (r"<think>a</think><think>b</think> \boxed{9}", "9"),  # the LAST </think>
+    ("</think> <answer>5</answer>", "5"),  # CS336 format
+    (r"</think> <answer>\boxed{6}</answer>", "6"),
+    (r"\boxed{1} </think> <answer> 7 </answer>", "7"),
+    ("x" * 100_000 + r" \boxed{1}", "1"),
+    ("<answer>" * 12_500 + "</answer> <answer>2</answer>", "2"),
+], ids=short)
+def test_extract_answer(response, expected):
+    assert extract_answer(response) == expected
+
+
+@pytest.mark.parametrize("response", [
+    r"<think> still thinking \boxed{3}",  # unclosed <think>: never committed
+    r"<think>\boxed{3}</think>",  # the box is inside the thinking only
+    "no answer here: 42",
+    "",
+    r"\boxed{}",
+    r"\boxed{x",  # unbalanced, and no marker
+    r"\boxed{" * 30_000,
+    "<answer>" * 12_500, "answer is " * 10_000, "#### " * 20_000, "\\boxed " * 14_000, "$" * 100_000,
+    None, 123, b"\\boxed{1}", ["\\boxed{1}"],
+], ids=short)
+def test_extract_answer_none(response):
+    start = time.perf_counter()
+    assert extract_answer(response) is None
+    assert time.perf_counter() - start < NEVER_HANGS_S  # linear time, also on 100k-character junk
+
+
+# ---------------------------------------------------------------- equivalence: true cases
+EQUAL = [
+    ("5", "5"), ("5.0", "5"), ("5.00", "5"), (".5", "0.5"), ("-0", "0"), ("1,000", "1000"), ("1000", "1,000.0"),
+    (r"10,\!080", "10080"), (r"11,\! 111,\! 111,\! 100", "11111111100"), (r"\$32,\!348", "32348"),
+    (r"\frac{1}{2}", "0.5"), (r"\dfrac12", r"\frac{1}{2}"), (r"\tfrac{3}{4}", "3/4"), (r"\frac 34", "0.75"),
+    (r"\frac9{19}", r"\frac{9}{19}"), ("6/4", r"\frac{3}{2}"), (r"-\frac{24}{25}", "-0.96"),
+    (r"\frac{-3}{8}", r"-\frac38"),
+    (r"5\text{ cm}", "5"), (r"15\mbox{ cm}^2", "15"), (r"864 \mbox{ inches}^2", "864"), (r"5.4 \text{ cents}", "5.4"),
+    (r"\frac{270}7\text{ degrees}", r"\frac{270}{7}"), (r"90^\circ", "90"), (r"90^{\circ}", "90"), ("10\\%", "10"),
+    (r"\$18.90", "18.9"), ("$x$", "x"), ("x = 5", "5"), ("k=5", "5"), (r"y = 2x + 3", "2x+3"),
+    (r"x \in [-2,7]", "[-2,7]"),
+    (r"\text{(B)}", "B"), ("(B)", "B"), (r"\textbf{(C)}", "C"), (r"\text{east}", "East"), (r"\text{Evelyn}", "evelyn"),
+    (r"\sqrt{8}", r"2\sqrt{2}"), (r"\sqrt2", r"\sqrt{2}"), (r"\frac{\sqrt{3}}{3}", r"\frac{1}{\sqrt3}"),
+    (r"\sqrt[3]{8}", "2"), (r"\sqrt[3]{x}", r"x^{1/3}"), (r"2\pi", r"\pi\cdot 2"), (r"2\pi", r"2 \times \pi"),
+    (r"\frac{\pi}{2}", r"\pi/2"), (r"12\pi", r"\pi 12"), (r"x^2+2x+1", "(x+1)^2"), ("3x", "x*3"),
+    (r"x\cdot y", r"y \times x"),
+    (r"\binom{5}{2}", "10"), ("5!", "120"), (r"\frac{10!}{8!}", "90"), (r"\log_2 8", "3"), (r"\ln(e^2)", "2"),
+    (r"e^{i\pi}", "-1"), ("-2 + 7i", "7i-2"), ("1+2i", "2i+1"), (r"\cot x", r"\frac{\cos x}{\sin x}"),
+    (r"x^5 - x^4 + x^3 - x^2 + x - 1", r"(x-1)(x^4+x^2+1)"), ("p - q", "-q+p"), ("(a+5)(b+2)", "ab+2a+5b+10"),
+    (r"137 \frac{1}{2}", "137.5"), (r"1\frac{4}{5}", r"\frac95"), (r"0.3333333", r"\frac13"),
+    (r"0.57735", r"\frac{\sqrt3}{3}"), ("2^{10}", "1024"), (r"2^{99999}", r"2\cdot 2^{99998}"),
+    ("(1,2)", r"\left(1, 2\right)"), ("(0,1]", "(0, 1]"), (r"\left( 3, \frac{\pi}{2} \right)", r"(3,\frac{\pi}{2})"),
+    (r"\left(\frac{3}{5},\frac{8}{3}\right]", "(0.6, 8/3]"), (r"(-\infty, 0]", r"(-\infty,0]"),
+    (r"\{1,2\}", r"\{2,1\}"), ("1, 2", "2,1"), ("3, 5, 7", "7,3,5"), ("1,-2", "-2, 1"), ("2 and 3", "3, 2"),
+    (r"\{1,2\}", "2, 1"),  # a set and a plain list of answers are both unordered
+    (r"1 \pm \sqrt{19}", r"1-\sqrt{19}, 1+\sqrt{19}"), (r"3 \pm 2 \sqrt{2}", r"3+2\sqrt2,3-2\sqrt2"),
+    (r"\{1\pm\sqrt{5},-2\}", r"-2, 1+\sqrt5, 1-\sqrt5"),
+    (r"(-\infty, 2) \cup (3, \infty)", r"(3,\infty)\cup(-\infty,2)"),
+    (r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", "(1,2)"),
+    (r"\begin{pmatrix} -1/3 \\ 2/3 \end{pmatrix}", r"(-\frac13, \frac23)"),
+    (r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", r"\begin{bmatrix} 1 & 2 \\ 3 & \frac{8}{2} \end{bmatrix}"),
+    (r"4210_{5}", "4210_5"), ("5x - 7y + 11z + 4 = 0", "5x-7y+11z+4=0"), ("x + y = 1", "y + x = 1"),
+    (r"\infty", r"\infty"), ("3.14159265", r"\pi"), ("3.83e35", r"3.83 \times 10^{35}"), ("1e-3", "10^{-3}"),
+    ("3e6", "3000000"), ("-1./3", "-1/3"), (r"\(\frac12\)", "0.5"),
+]
+
+
+@pytest.mark.parametrize("a, b", EQUAL, ids=short)
+def test_equivalent(a, b):
+    assert is_equivalent(a, b) and is_equivalent(b, a)
+
+
+# ---------------------------------------------------------------- equivalence: traps (must NOT be equal)
+NOT_EQUAL = [
+    ("1,2", "1,2,3"), ("(0,1]", "[0,1)"), ("(0,1)", "[0,1]"), (r"2\pi", r"\pi"), (r"\{1,2\}", r"\{1,2,2,3\}"),
+    (r"\{1,2\}", r"\{1,1,2\}"), ("x^2", "x^3"), ("12", "1.2"), ("1/2", "2"), ("", "1"), ("", ""), (" ", " "),
+    ("A", "B"), ("(A)", "(B)"), ("A", "a"), ("0.333", r"\frac13"), ("5", "x=6"), ("x=5", "x=6"), ("10\\%", "0.1"),
+    ("1,2", "12"), ("(1,2)", "(2,1)"), ("(1,2)", "[1,2]"), ("(1,2)", "1,2"), ("1000000", "1000001"),
+    ("1000000.0", "1000001"), ("123456789012345678901234567890", "123456789012345678901234567891"),
+    ("3.14", r"\pi"), ("1.4142", r"\sqrt2"), (r"\infty", r"-\infty"), ("x+1", "x+2"), ("x", "y"),
+    (r"\sqrt{2}", "2"), (r"\sqrt[3]{x}", r"\sqrt{x}"), (r"\frac{1}{0}", "1"), (r"\frac{1}{0}", r"\frac{2}{0}"),
+    (r"\frac{1}{0}", r"\infty"), ("east", "seat"), (r"\text{even}", r"\text{odd}"), ("evelyn", "navin"),
+    ("1-2i", "1+2i"), (r"1 \pm \sqrt{19}", r"1+\sqrt{19}"), (r"1 \pm \sqrt{19}", r"1+\sqrt{19}, 1+\sqrt{19}"),
+    (r"(-\infty, 2) \cup (3, \infty)", r"(-\infty, 2] \cup (3, \infty)"),
+    (r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", "(2,1)"),
+    (r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", r"\begin{pmatrix} 1 & 3 \\ 2 & 4 \end{pmatrix}"),
+    (r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", "(1,2,3,4)"), ("2x+3", "2x+4"), ("y=2x+3", "y=2x+4"),
+    ("10", "100"), ("-5", "5"), ("0", "0.0001"), (r"\binom{5}{2}", "20"), ("5!", "100"), ("(a+5)(b+2)", "(a+2)(b+5)"),
+    ("1,000", "1"), ("1,000,2", "10002"), ("204_5", "204_6"), ("2,3", r"\{2,3,4\}"), ("x^{2}", "2x"),
+    ("2^{10}", "1000"),
+    ("2e5", "2e6"), ("1e3", "1e-3"),
+]
+
+
+@pytest.mark.parametrize("a, b", NOT_EQUAL, ids=short)
+def test_not_equivalent(a, b):
+    assert not is_equivalent(a, b) and not is_equivalent(b, a)
+
+
+# ---------------------------------------------------------------- never raises, always quick
+ADVERSARIAL = [
+    (r"9^{9^{9^9}}", "1"), (r"9^{9^{9^9}}", r"9^{9^{9^9}}+1"), (r"2^{2^{2^{2^{2^{2}}}}}", "0"), ("100000!", "1"),
+    ("(10!)!", "1"), (r"\binom{10^{9}}{500000}", "1"), ("1" * 100_000, "1"), ("1" * 999, "1" * 998),
+    ("{" * 5000, "1"), ("}" * 5000, "{"), ("(" * 300 + "1" + ")" * 300, "1"), (r"\frac{" * 200 + "1", "1"),
+    (r"\frac{1}{0}", "0"), (r"\frac{0}{0}", r"\frac{0}{0}+1"), (r"(x+y+z)^{200}", "x"), (r"(x+y+z+w)^{40}", "x^{40}+1"),
+    (r"\sin(x)^{50}+\cos(x)^{50}", "1"), (r"x^{99999}(x+1)^{99999}", r"x^{99999}"), (r"\sqrt{\sqrt{\sqrt{" * 30, "2"),
+    (r"\begin{pmatrix}" + "1&" * 400 + r"1\end{pmatrix}", "1"), ("1," * 400 + "1", "1"), ("\\", "\\\\"),
+    ("^^^__!!", "!"),
+    ("\x00\xff\u2028", "0"), ("lambda: 1", "1"), ("__import__('os')", "0"), ("x" * 900, "x" * 899),
+]
+
+
+@pytest.mark.parametrize("a, b", ADVERSARIAL, ids=short)
+def test_adversarial_inputs_are_quick_and_not_equal(a, b):
+    start = time.perf_counter()
+    assert is_equivalent(a, b) is False
+    assert time.perf_counter() - start < NEVER_HANGS_S
+
+
+@pytest.mark.parametrize("a, b", [(None, "1"), ("1", None), (1, "1"), ("1", 1.0), (b"1", "1"), (["1"], "1"),
+    (None, None)], ids=short)
+def test_non_strings_are_not_equal(a, b):
+    assert is_equivalent(a, b) is False
+
+
+def test_fuzz_never_raises():
+    rng = random.Random(0)
+    pieces = [r"\frac", r"\sqrt", r"\binom", "{", "}", "(", ")", "[", "]", "^", "_", "!", "|", ",", "=", r"\pi", "x",
+              "9", "1", "0", ".", "-", "+", r"\cdot", r"\left(", r"\right)", r"\{", r"\}", r"\pm", r"\cup", "&", "\\\\",
+              r"\text{", "$", "%", " ", r"\infty", "i", "e", r"\log_", r"\begin{pmatrix}", r"\end{pmatrix}"]
+    start = time.perf_counter()
+    for _ in range(150):
+        a = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        b = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        assert isinstance(is_equivalent(a, b, timeout=0.5), bool)
+        assert isinstance(reward(a, b), float) and isinstance(extract_answer(rf"\boxed{{{a}}}") or "", str)
+    assert time.perf_counter() - start < 150 * NEVER_HANGS_S
+
+
+def test_timeout_is_configurable():
+    start = time.perf_counter()
+    assert is_equivalent(r"(x+y+z)^{200}", "x", timeout=0.2) is False
+    assert time.perf_counter() - start < NEVER_HANGS_S / 2
+    assert is_equivalent(r"x^2+2x+1", "(x+1)^2", timeout=5.0)
+
+
+def test_callers_own_alarm_and_handler_survive():
+    fired = []
+    old = signal.signal(signal.SIGALRM, lambda *_: fired.append(1))
+    signal.setitimer(signal.ITIMER_REAL, 100.0)
+    try:
+        assert is_equivalent(r"x^2+2x+1", "(x+1)^2")  # the caller's alarm is running: a child process is used
+        assert is_equivalent(r"(x+y+z)^{200}", "x", timeout=0.3) is False
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 90
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert fired == []
+
+
+def test_handler_restored_after_main_thread_call():
+    before = signal.getsignal(signal.SIGALRM)
+    is_equivalent(r"(x+y+z)^{200}", "x", timeout=0.2)
+    assert signal.getsignal(signal.SIGALRM) is before and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+
+
+# ---------------------------------------------------------------- from threads and worker processes
+def _timed(a, b):
+    start = time.perf_counter()
+    return is_equivalent(a, b), time.perf_counter() - start
+
+
+SLOW, EASY = (r"(x+y+z)^{200}", "x"), (r"x^2+2x+1", "(x+1)^2")
+
+
+def test_from_a_thread():
+    out = {}
+    pairs = [SLOW, EASY]
+    workers = [threading.Thread(target=lambda k=k, p=p: out.__setitem__(k, _timed(*p))) for k, p in enumerate(pairs)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=2 * NEVER_HANGS_S)
+    assert out[0][0] is False and out[0][1] < NEVER_HANGS_S  # killed at the deadline in a child process
+    assert out[1][0] is True and out[1][1] < NEVER_HANGS_S  # and real answers still come back from the child
+
+
+def test_from_a_thread_pool():
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(_timed, *zip(SLOW, EASY, (r"\frac{1}{2}", "0.5"), (r"9^{9^{9^9}}", "1"))))
+    assert [r[0] for r in results] == [False, True, True, False]
+    assert max(r[1] for r in results) < NEVER_HANGS_S
+
+
+def test_from_a_process_pool():
+    with concurrent.futures.ProcessPoolExecutor(2) as pool:
+        results = list(pool.map(_timed, *zip(SLOW, EASY)))
+    assert [r[0] for r in results] == [False, True]
+    assert max(r[1] for r in results) < NEVER_HANGS_S
+
+
+# ---------------------------------------------------------------- rewards
+@pytest.mark.parametrize("response, gold, kwargs, expected", [
+    (r"so \boxed{2}", "2", {}, 1.0),
+    (r"so \boxed{3}", "2", {}, 0.0),
+    (r"so \boxed{2}", "2", {"correct": 1.0, "wrong": -1.0}, 1.0),  # DAPO
+    (r"so \boxed{3}", "2", {"correct": 1.0, "wrong": -1.0}, -1.0),
+    ("no answer at all", "2", {"correct": 1.0, "wrong": -1.0}, -1.0),
+    (r"<think>\boxed{2}", "2", {}, 0.0),  # truncated inside the thinking
+    (r"<think>hmm</think> The final answer is $\frac{1}{2}$.", "0.5", {}, 1.0),
+    ("#### 1,234", "1234", {}, 1.0),
+    (None, "2", {}, 0.0),
+    (r"\boxed{2}", None, {"wrong": -0.5}, -0.5),
+    (r"\boxed{(x+y+z)^{200}}", "x", {"timeout": 0.2}, 0.0),
+], ids=short)
+def test_reward(response, gold, kwargs, expected):
+    assert reward(response, gold, **kwargs) == expected
+
+
+@pytest.mark.parametrize("response, gold, expected", [
+    (r"reasoning </think> <answer>\boxed{2}</answer>", "2", (1.0, 1.0, 1.0)),
+    ("reasoning </think> <answer>2</answer>", "2", (1.0, 1.0, 1.0)),
+    ("reasoning </think> <answer>3</answer>", "2", (1.0, 0.0, 0.0)),
+    ("reasoning without any answer", "2", (0.0, 0.0, 0.0)),
+    (r"<think> cut off \boxed{2}", "2", (0.0, 0.0, 0.0)),
+    (r"\boxed{7}", 7, (1.0, 1.0, 1.0)),  # numeric ground truth
+    (r"\boxed{0.5}", 0.5, (1.0, 1.0, 1.0)),
+    (r"\boxed{7}", ["6", "7"], (1.0, 1.0, 1.0)),  # any of several accepted answers
+    (r"\boxed{8}", ["6", "7"], (1.0, 0.0, 0.0)),
+], ids=short)
+def test_r1_zero_reward_fn(response, gold, expected):
+    out = r1_zero_reward_fn(response, gold)
+    assert (out["format_reward"], out["answer_reward"], out["reward"]) == expected
+    assert r1_zero_reward_fn(response, gold, fast=False) == out
+
+
+# ---------------------------------------------------------------- real gold answers (MATH-500)
+@pytest.fixture(scope="module")
+def math500():
+    if not MATH500.exists():
+        pytest.skip(f"MATH-500 not found at {MATH500} (only present in the dev workplace)")
+    return [json.loads(line) for line in MATH500.read_text().splitlines()]
+
+
+def test_math500_gold_equals_itself_and_its_boxed_form(math500):
+    for row in math500:
+        gold = row["answer"]
+        assert is_equivalent(gold, gold), gold
+        assert is_equivalent(extract_answer(rf"Thus \boxed{{{gold}}}."), gold), gold
+        assert reward(rf"<think>work</think> so $\boxed{{{gold}}}$", gold, wrong=-1.0) == 1.0, gold
+
+
+def test_math500_last_box_of_the_solution_is_the_answer(math500):
+    assert all(is_equivalent(extract_answer(row["solution"]), row["answer"]) for row in math500)
+
+
+def test_math500_different_golds_are_not_equal(math500):
+    golds, rng, checked = [row["answer"] for row in math500], random.Random(0), 0
+    for _ in range(300):
+        a, b = rng.sample(golds, 2)
+        if normalize(a) != normalize(b):
+            assert not is_equivalent(a, b), (a, b)
+            checked += 1
+    assert checked > 250
