@@ -1,0 +1,54 @@
+"""Tests for nano_forkrl/config.py: presets, overrides, and clear errors for bad values."""
+import pytest
+
+from nano_forkrl.config import PRESETS, Config, parse_args, validate
+
+
+def test_default_is_the_tiny_preset():
+    cfg = parse_args([])
+    assert cfg.preset == "tiny" and cfg.model == "tiny" and cfg.rho == 0.2 and cfg.group_size >= 2
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_is_valid(name):
+    cfg = parse_args(["--preset", name])
+    assert cfg.preset == name
+    if name != "tiny":
+        assert cfg.model.startswith("Qwen/Qwen3-") and cfg.lr == 1e-6 and cfg.eps_high == 0.28
+
+
+def test_flags_override_the_preset():
+    cfg = parse_args(["--preset", "qwen3-0.6b", "--rho", "1.0", "--model", "/tmp/x", "--no-dynamic-sampling",
+                      "--mask-mode", "random"])
+    assert (cfg.rho, cfg.model, cfg.dynamic_sampling, cfg.mask_mode) == (1.0, "/tmp/x", False, "random")
+    assert cfg.group_size == PRESETS["qwen3-0.6b"]["group_size"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--rho", "1.5"], "rho must be in [0, 1]"),
+    (["--rho", "-0.1"], "rho must be in [0, 1]"),
+    (["--group-size", "1"], "group_size must be >= 2"),
+    (["--prompts-per-step", "10", "--mini-batch-prompts", "4"], "multiple of mini_batch_prompts"),
+    (["--temperature", "0"], "temperature 0"),
+    (["--top-p", "0"], "top_p"),
+    (["--lr", "0"], "lr must be > 0"),
+    (["--steps", "0"], "steps must be >= 1"),
+    (["--dual-clip", "0.5"], "dual_clip"),
+])
+def test_bad_values_give_clear_errors(argv, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_args(argv)
+
+
+def test_unknown_preset_and_choice_exit_with_a_message(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--preset", "qwen9-100b"])
+    assert "unknown preset" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["--mask-mode", "middle"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_validate_checks_choices_on_a_dataclass_too():
+    with pytest.raises(ValueError, match="loss_agg"):
+        validate(Config(loss_agg="sum"))
