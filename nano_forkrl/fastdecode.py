@@ -98,6 +98,18 @@ class StaticCacheDecoder:
         return graph, static, out
 
 
+def _decoder(sampler, batch, max_len):
+    """Reuse the cache and captured graphs across calls of the same shape (training repeats its shape every
+    step; evaluation has another): graphs point at the decoding weights, which `load_weights` updates in place."""
+    cache = sampler.__dict__.setdefault("_decoders", {})
+    key = (batch, -(-max_len // BUCKET) * BUCKET)
+    if key not in cache:
+        if len(cache) >= 2:  # keep at most two shapes alive (their KV caches are the big allocation)
+            cache.pop(next(iter(cache)))
+        cache[key] = StaticCacheDecoder(sampler.model, batch, max_len)
+    return cache[key]
+
+
 @torch.no_grad()
 def generate_static(sampler, prompt_ids, max_new_tokens):
     """Same contract as TorchSampler._generate_hf: (tokens [B][N], logprobs [B][N]) with pad after EOS."""
@@ -105,12 +117,13 @@ def generate_static(sampler, prompt_ids, max_new_tokens):
     device = next(model.parameters()).device
     ids, mask = sampler._left_pad(prompt_ids, device)
     B, P = ids.shape
-    dec = StaticCacheDecoder(model, B, P + max_new_tokens)
+    dec = _decoder(sampler, B, P + max_new_tokens)
+    dec.valid.zero_()
     dec.valid[:, :P] = mask.bool()
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     logits = dec.forward(ids, positions, torch.tensor(0, device=device), P)  # prefill: the whole prompt
     pos = positions[:, -1:]
-    eos = torch.tensor(sampler.eos_ids, device=device)
+    eos = torch.tensor(sampler.eos_ids, dtype=torch.long, device=device)
     done = torch.zeros(B, dtype=torch.bool, device=device)
     tokens, logprobs = [], []
     for t in range(max_new_tokens):

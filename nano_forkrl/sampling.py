@@ -138,7 +138,7 @@ class TorchSampler:
         device = next(self.model.parameters()).device
         ids, mask = self._left_pad([p for _, p in rows], device)
         B = ids.shape[0]
-        eos = torch.tensor(self.eos_ids, device=device)
+        eos = torch.tensor(self.eos_ids, dtype=torch.long, device=device)
         done = torch.zeros(B, dtype=torch.bool, device=device)
         new_tokens, new_logprobs = [], []
         past, step_ids = None, ids

@@ -1,0 +1,97 @@
+"""How good is the model: avg@k and pass@k with the training sampler and verifier.
+
+For each problem we draw k samples and count c correct ones (reward from `verify.reward`):
+
+    avg@k  = mean over problems of c / k                      (the paper's "avg@16" metric)
+    pass@k = mean over problems of 1 - C(n - c, k) / C(n, k)   (unbiased estimator, Chen et al. 2021;
+                                                                with n = k samples it is 1 when c > 0)
+
+The same sampler as training is used (temperature, top-p, max tokens), with a fixed seed so that scores at
+different training steps are comparable.
+
+CLI:  python -m nano_forkrl.evaluate --model PATH --bench aime24 --k 8
+"""
+import argparse
+import json
+from math import comb
+
+import torch
+
+from nano_forkrl.data import format_prompt, load_problems
+from nano_forkrl.verify import reward
+
+
+def pass_at_k(n, c, k):
+    """Unbiased pass@k from n samples with c correct (needs n >= k)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def evaluate(sampler, problems, *, k=1, template="plain", tokenizer=None, seed=1234, max_new_tokens=None):
+    """Returns {"avg@k", "pass@k", "n_problems", "k", "mean_length", "per_problem": [c_i, ...]}."""
+    state = sampler.rng_state()
+    sampler.reseed(seed)  # fixed evaluation noise; training's RNG stream is restored below
+    try:
+        prompts = [format_prompt(p["problem"], template, tokenizer) for p in problems]
+        rollouts = sampler.generate(prompts, n=k, max_new_tokens=max_new_tokens)
+    finally:
+        sampler.set_rng_state(state)
+    correct = [0] * len(problems)
+    for r in rollouts:
+        correct[r.prompt_index] += reward(r.text, problems[r.prompt_index]["answer"]) > 0
+    n = max(len(problems), 1)
+    return {
+        f"avg@{k}": sum(c / k for c in correct) / n,
+        f"pass@{k}": sum(pass_at_k(k, c, k) for c in correct) / n,
+        "n_problems": len(problems), "k": k,
+        "mean_length": sum(len(r.response_ids) for r in rollouts) / max(len(rollouts), 1),
+        "per_problem": correct,
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="tiny", help="hub name, local folder, or 'tiny'")
+    ap.add_argument("--bench", default=None,
+                    help="aime24 | aime25 | amc23 | math500 | gsm8k | a JSONL/parquet path | 'tiny' (default: "
+                         "'tiny' for the tiny model, else math500)")
+    ap.add_argument("--k", type=int, default=8)
+    ap.add_argument("--n", type=int, default=None, help="only the first N problems")
+    ap.add_argument("--template", default=None, help="plain | r1-zero | qwen-chat | qwen-chat-nothink")
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--top-p", type=float, default=1.0)
+    ap.add_argument("--max-new-tokens", type=int, default=None)
+    ap.add_argument("--sampler", default="auto", help="auto | torch | vllm")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--out", default=None, help="write the result as JSON here")
+    args = ap.parse_args(argv)
+
+    from nano_forkrl.policy import load_policy, make_sampler
+
+    tiny = args.model == "tiny" or args.bench == "tiny"
+    bench = args.bench or ("tiny" if tiny else "math500")
+    template = args.template or ("plain" if tiny else "r1-zero")
+    max_new = args.max_new_tokens or (64 if tiny else 4096)
+    model, tokenizer = load_policy(args.model, args.device)
+    if bench == "tiny":
+        from nano_forkrl.tiny import tiny_problems
+
+        problems = tiny_problems("test", args.n or 200)
+    else:
+        problems = load_problems(bench, limit=args.n)
+    sampler = make_sampler(args.sampler, model, tokenizer, max_new_tokens=max_new,
+                           temperature=args.temperature, top_p=args.top_p, seed=args.seed)
+    with torch.no_grad():
+        result = evaluate(sampler, problems, k=args.k, template=template, tokenizer=tokenizer, seed=args.seed)
+    summary = {key: v for key, v in result.items() if key != "per_problem"}
+    print(json.dumps({"model": args.model, "bench": bench, **summary}, indent=1))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"model": args.model, "bench": bench, **result}, f, indent=1)
+    return result
+
+
+if __name__ == "__main__":
+    main()

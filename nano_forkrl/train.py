@@ -1,0 +1,262 @@
+"""The loop: DAPO on the top-rho forking tokens (Wang et al. 2025, Alg. = DAPO with an entropy mask).
+
+One training step, each arrow one call into a concept module:
+
+    prompts --sampling--> G responses each          (sampler.generate)
+            --verify----> rewards r_i                 (verify.reward, + DAPO overlong shaping)
+            --advantage-> A_i, groups kept            (group_advantages, dynamic_sampling_keep)
+            --data------> input_ids, labels, response_mask   (collate_rollouts)
+            --entropy---> old log-probs, entropy H_t  (no grad, chunked over tokens)
+            --masking---> forking mask = top-rho(H_t) over the batch's response tokens
+            --update----> clipped surrogate on the masked tokens, mini-batch optimizer steps
+            --sampling--> new weights into the rollout engine  (sampler.load_weights)
+
+Run `python -m nano_forkrl.train` (tiny CPU preset) or `--preset qwen3-0.6b` etc.; `--help` lists every flag.
+Outputs in --out-dir: metrics.jsonl (one line per step), checkpoint/ (a plain HF folder + trainer_state.pt),
+TensorBoard events when tensorboard is installed. `--resume` continues a killed run at the same step with
+the same data order and RNG streams.
+"""
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from nano_forkrl.advantage import dynamic_sampling_keep, group_advantages, overlong_penalty
+from nano_forkrl.config import parse_args, to_dict
+from nano_forkrl.data import collate_rollouts, format_prompt, load_problems
+from nano_forkrl.entropy import token_logprobs_and_entropy
+from nano_forkrl.evaluate import evaluate
+from nano_forkrl.masking import top_entropy_mask
+from nano_forkrl.policy import autocast, load_policy, make_sampler
+from nano_forkrl.update import policy_step
+from nano_forkrl.verify import reward
+
+
+def load_sets(cfg):
+    if cfg.train_data == "tiny" or cfg.eval_data == "tiny":
+        from nano_forkrl.tiny import tiny_problems
+    train = tiny_problems("train", 20000, seed=cfg.seed) if cfg.train_data == "tiny" else load_problems(cfg.train_data)
+    if cfg.eval_data == "tiny":
+        held_out = tiny_problems("test", cfg.eval_n or 200)
+    else:
+        held_out = load_problems(cfg.eval_data, limit=cfg.eval_n or None)
+    return train, held_out
+
+
+def next_prompts(problems, cursor, k, seed):
+    """Problems cursor..cursor+k of an endless stream of seeded epoch permutations (resumable from cursor)."""
+    out = []
+    for c in range(cursor, cursor + k):
+        epoch, i = divmod(c, len(problems))
+        order = torch.randperm(len(problems), generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+        out.append(problems[int(order[i])])
+    return out, cursor + k
+
+
+def collect_rollouts(cfg, sampler, tokenizer, problems, cursor):
+    """Sample G responses for prompts_per_step prompts; with dynamic sampling keep only informative groups,
+    sampling further batches (at most max_gen_batches) until the training batch is full (DAPO)."""
+    G, kept, first_stats = cfg.group_size, [], None
+    for _ in range(cfg.max_gen_batches):
+        batch, cursor = next_prompts(problems, cursor, cfg.prompts_per_step, cfg.seed)
+        rollouts = sampler.generate([format_prompt(p["problem"], cfg.template, tokenizer) for p in batch], n=G)
+        scores = torch.tensor([reward(r.text, batch[r.prompt_index]["answer"], correct=cfg.reward_correct,
+                                      wrong=cfg.reward_wrong) for r in rollouts])
+        correct = scores == cfg.reward_correct
+        lengths = torch.tensor([len(r.response_ids) for r in rollouts])
+        if cfg.overlong_buffer:
+            scores = scores + overlong_penalty(lengths, cfg.max_new_tokens, cfg.overlong_buffer, cfg.overlong_factor)
+        if first_stats is None:  # log what the policy does, before any filtering
+            first_stats = {"reward": scores.mean().item(), "accuracy": correct.float().mean().item(),
+                           "response_length": lengths.float().mean().item(),
+                           "truncated": sum(r.finish_reason == "length" for r in rollouts) / len(rollouts)}
+        keep = dynamic_sampling_keep(scores, G) if cfg.dynamic_sampling else torch.ones(len(rollouts), dtype=torch.bool)
+        for g in range(len(batch)):
+            if keep[g * G] and len(kept) < cfg.prompts_per_step:
+                kept.append((rollouts[g * G:(g + 1) * G], scores[g * G:(g + 1) * G]))
+        if len(kept) == cfg.prompts_per_step or not cfg.dynamic_sampling:
+            break
+    first_stats["groups_kept"] = len(kept)
+    return kept, cursor, first_stats
+
+
+@torch.no_grad()
+def score_batch(cfg, model, batch):
+    """Old log-probs and entropy of every token, in micro-batches (the rollout policy = current weights)."""
+    logprobs, entropy, device = [], [], next(model.parameters()).device
+    for s in range(0, batch["input_ids"].shape[0], cfg.micro_batch_size):
+        part = {k: v[s:s + cfg.micro_batch_size].to(device) for k, v in batch.items()}
+        with autocast(model):  # bf16 matmuls on CUDA, fp32 on CPU
+            lp, h = token_logprobs_and_entropy(model, part["input_ids"], part["attention_mask"],
+                                               labels=part["labels"], temperature=cfg.temperature,
+                                               chunk_size=cfg.chunk_size)
+        logprobs.append(lp.cpu())
+        entropy.append(h.cpu())
+    return torch.cat(logprobs), torch.cat(entropy)
+
+
+def entropy_stats(entropy, mask):
+    h = entropy[mask].float()
+    if h.numel() == 0:
+        return {}
+    top = h.sort().values
+    return {"entropy_mean": h.mean().item(), "entropy_p50": top[int(0.5 * (len(top) - 1))].item(),
+            "entropy_p80": top[int(0.8 * (len(top) - 1))].item(), "entropy_share_below_0.01": (h < 0.01).float().mean().item()}
+
+
+def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor):
+    timer, stats = {}, {}
+    t = time.perf_counter()
+    groups, cursor, stats = collect_rollouts(cfg, sampler, tokenizer, problems, cursor)
+    timer["rollout"] = time.perf_counter() - t
+    if not groups:  # every group had equal rewards: nothing to learn from this batch
+        return cursor, {**stats, "skipped": True, "time": timer}
+    rollouts = [r for rs, _ in groups for r in rs]
+    scores = torch.cat([s for _, s in groups])
+    advantages = group_advantages(scores, cfg.group_size, normalize_std=cfg.advantage == "grpo")
+    batch = collate_rollouts([r.prompt_ids for r in rollouts], [r.response_ids for r in rollouts], sampler.pad_id)
+    t = time.perf_counter()
+    old_logprobs, entropy = score_batch(cfg, model, batch)
+    mask = batch["response_mask"].bool()
+    token_mask = top_entropy_mask(entropy, mask, cfg.rho, mode=cfg.mask_mode, per_sequence=cfg.per_sequence,
+                                  generator=torch.Generator().manual_seed(cfg.seed + cursor))
+    timer["logprobs"] = time.perf_counter() - t
+    stats.update(entropy_stats(entropy, mask))
+    t, updates = time.perf_counter(), []
+    rows = cfg.mini_batch_prompts * cfg.group_size
+    for epoch in range(cfg.ppo_epochs):
+        order = torch.randperm(len(rollouts), generator=torch.Generator().manual_seed(cfg.seed + cursor + epoch))
+        for s in range(0, len(rollouts), rows):
+            idx = order[s:s + rows]
+            with autocast(model):
+                updates.append(policy_step(
+                    model, optimizer, {k: v[idx] for k, v in batch.items()}, old_logprobs=old_logprobs[idx],
+                    advantages=advantages[idx], token_mask=token_mask[idx], rho=cfg.rho, mask_mode=cfg.mask_mode,
+                    mask_source=cfg.mask_source, loss_agg=cfg.loss_agg, eps_low=cfg.eps_low,
+                    eps_high=cfg.eps_high, dual_clip=cfg.dual_clip or None, kl_coef=cfg.kl_coef,
+                    micro_batch_size=cfg.micro_batch_size, max_grad_norm=cfg.max_grad_norm,
+                    temperature=cfg.temperature, chunk_size=cfg.chunk_size, constant=cfg.max_new_tokens))
+    timer["update"] = time.perf_counter() - t
+    for u in updates:
+        if u.get("skipped"):
+            print(f"warning: non-finite loss or gradient, optimizer step skipped ({u})", file=sys.stderr)
+    for key in updates[0]:
+        stats[key] = sum(float(u[key]) for u in updates) / len(updates)
+    t = time.perf_counter()
+    sampler.load_weights(model)
+    timer["sync"] = time.perf_counter() - t
+    n_resp = sum(len(r.response_ids) for r in rollouts)
+    stats["rollout_tok_per_s"] = n_resp / max(timer["rollout"], 1e-9)
+    stats["update_tok_per_s"] = cfg.ppo_epochs * batch["attention_mask"].sum().item() / max(timer["update"], 1e-9)
+    return cursor, {**stats, "time": timer}
+
+
+def save_checkpoint(out_dir, model, tokenizer, optimizer, sampler, step, cursor, cfg):
+    """A plain HF folder plus trainer_state.pt, written to a temp folder and renamed (a kill never corrupts it)."""
+    final, tmp = Path(out_dir) / "checkpoint", Path(out_dir) / "checkpoint.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    torch.save({"step": step, "cursor": cursor, "optimizer": optimizer.state_dict(), "config": to_dict(cfg),
+                "torch_rng": torch.get_rng_state(), "sampler_rng": sampler.rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+               tmp / "trainer_state.pt")
+    old = Path(out_dir) / "checkpoint.old"
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+class Logger:
+    """metrics.jsonl always; TensorBoard when installed. On resume, lines past the checkpoint are dropped."""
+
+    def __init__(self, out_dir, start_step):
+        self.path = Path(out_dir) / "metrics.jsonl"
+        lines = self.path.read_text().splitlines() if self.path.exists() and start_step > 0 else []
+        self.path.write_text("".join(l + "\n" for l in lines if json.loads(l)["step"] < start_step))
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(Path(out_dir) / "tb"))
+        except Exception:  # tensorboard not installed: JSONL only
+            self.tb = None
+
+    def log(self, record):
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tb:
+            flat = {**{k: v for k, v in record.items() if isinstance(v, (int, float))},
+                    **{f"time/{k}": v for k, v in record.get("time", {}).items()}}
+            for k, v in flat.items():
+                self.tb.add_scalar(k, v, record["step"])
+
+
+def train(cfg):
+    """Runs the loop described in the module docstring. Returns the list of logged records."""
+    torch.manual_seed(cfg.seed)
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    ckpt = Path(cfg.out_dir) / "checkpoint"
+    resuming = cfg.resume and (ckpt / "trainer_state.pt").exists()
+    model, tokenizer = load_policy(str(ckpt) if resuming else cfg.model, cfg.device, cfg.dtype, seed=cfg.seed)
+    problems, held_out = load_sets(cfg)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sampler = make_sampler(cfg.sampler, model, tokenizer, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+                           temperature=cfg.temperature, top_p=cfg.top_p, gpu_memory_utilization=cfg.vllm_gpu_memory)
+    step, cursor = 0, 0
+    if resuming:
+        state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+        step, cursor = state["step"], state["cursor"]
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        sampler.set_rng_state(state["sampler_rng"])
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        print(f"resumed from {ckpt} at step {step}")
+    elif cfg.resume:
+        print(f"--resume: no checkpoint in {cfg.out_dir}, starting fresh")
+    logger, records = Logger(cfg.out_dir, step), []
+
+    def run_eval(at):
+        result = evaluate(sampler, held_out, k=cfg.eval_k, template=cfg.template, tokenizer=tokenizer)
+        rec = {"step": at, "eval": {k: v for k, v in result.items() if k != "per_problem"}}
+        logger.log(rec)
+        records.append(rec)
+        print(f"[eval step {at}] " + " ".join(f"{k}={v:.3f}" for k, v in rec["eval"].items() if isinstance(v, float)))
+
+    if step == 0:
+        run_eval(0)
+    from tqdm.auto import tqdm
+    bar = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc="train", disable=None)
+    for step in bar:
+        cursor, stats = train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor)
+        rec = {"step": step + 1, **stats}
+        logger.log(rec)
+        records.append(rec)
+        bar.set_postfix(acc=f"{stats['accuracy']:.2f}", len=f"{stats['response_length']:.0f}")
+        done = step + 1 == cfg.steps
+        if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or done:
+            run_eval(step + 1)
+        if (cfg.save_every and (step + 1) % cfg.save_every == 0) or done:
+            save_checkpoint(cfg.out_dir, model, tokenizer, optimizer, sampler, step + 1, cursor, cfg)
+    return records
+
+
+def main(argv=None):
+    cfg = parse_args(argv)
+    print("config: " + json.dumps(to_dict(cfg)))
+    records = train(cfg)
+    evals = [r for r in records if "eval" in r]
+    if len(evals) >= 2:
+        k = cfg.eval_k
+        first, last = evals[0]["eval"][f"avg@{k}"], evals[-1]["eval"][f"avg@{k}"]
+        print(f"held-out avg@{k}: {first:.3f} at step {evals[0]['step']} -> {last:.3f} at step {evals[-1]['step']}")
+    return records
+
+
+if __name__ == "__main__":
+    main()
