@@ -40,11 +40,14 @@ def test_every_phase_reports_positive_speed(tiny_run):
 def test_mfu_follows_the_flop_formula(tiny_run):
     result, _ = tiny_run
     update = [p for p in result["phases"] if p["phase"] == "update"][0]
-    # tiny.py's config: 4 layers, hidden 128, 4 query heads x 32, 2 kv heads, SwiGLU 384, vocab 270, tied head
-    per_layer = 128 * 128 + 2 * 128 * 64 + 128 * 128 + 2 * 32 + 3 * 128 * 384 + 2 * 128  # q k v o, q/k-norm, mlp, norms
-    n = 4 * per_layer + 128  # + final norm
-    assert result["model"]["non_embedding_params"] == n == 787_840
-    per_token = 6 * n + 12 * 4 * (4 * 32) * 32 + 6 * 128 * 270  # T = 32
+    # the hand formula, from tiny.py's config: q k v o projections, q/k-norm, SwiGLU MLP, two norms per layer
+    from nano_forkrl.tiny import build_tiny_tokenizer, tiny_config
+    c = tiny_config(len(build_tiny_tokenizer()))
+    h, q, kv, f = c.hidden_size, c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim, c.intermediate_size
+    per_layer = h * q + 2 * h * kv + q * h + 2 * c.head_dim + 3 * h * f + 2 * h
+    n = c.num_hidden_layers * per_layer + h  # + final norm
+    assert result["model"]["non_embedding_params"] == n
+    per_token = 6 * n + 12 * c.num_hidden_layers * q * 32 + 6 * h * c.vocab_size  # T = 32
     assert update["tflops"] == pytest.approx(per_token * 32 / update["seconds"] / 1e12)
     assert update["mfu"] == pytest.approx(update["tflops"] / 0.001)
 
