@@ -62,6 +62,7 @@ class Config:
     kl_coef: float = 0.0
     max_grad_norm: float = 1.0
     chunk_size: int = 1024               # tokens per output-head chunk (entropy.py)
+    grad_ckpt: bool = False              # recompute decoder layers in backward (long sequences on GPU)
     # run
     seed: int = 0
     device: str = "auto"
@@ -76,7 +77,7 @@ def _qwen3(name, max_new_tokens, buffer):
     return dict(model=f"Qwen/{name}-Base", train_data="BytedTsinghua-SIA/DAPO-Math-17k", eval_data="aime24",
                 template="r1-zero", eval_n=0, eval_k=16, eval_every=20, steps=200, prompts_per_step=64,
                 group_size=16, max_new_tokens=max_new_tokens, overlong_buffer=buffer, lr=1e-6,
-                weight_decay=0.1, mini_batch_prompts=16, micro_batch_size=8, chunk_size=2048,
+                weight_decay=0.1, mini_batch_prompts=16, micro_batch_size=8, chunk_size=2048, grad_ckpt=True,
                 out_dir=f"runs/{name.lower()}", save_every=10)
 
 

@@ -88,3 +88,11 @@ def autocast(model):
     if next(model.parameters()).device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def enable_grad_checkpointing(model):
+    """Recompute each decoder layer in backward instead of storing its activations (HF's own mechanism;
+    transformers 5 renamed it activation checkpointing). Costs one extra forward of the body per update."""
+    name = "activation" if hasattr(model, "activation_checkpointing_enable") else "gradient"
+    getattr(model, f"{name}_checkpointing_enable")({"use_reentrant": False})
+    return model

@@ -32,7 +32,7 @@ from nano_forkrl.data import collate_rollouts, format_prompt, load_problems
 from nano_forkrl.entropy import token_logprobs_and_entropy
 from nano_forkrl.evaluate import evaluate
 from nano_forkrl.masking import top_entropy_mask
-from nano_forkrl.policy import autocast, load_policy, make_sampler
+from nano_forkrl.policy import autocast, enable_grad_checkpointing, load_policy, make_sampler
 from nano_forkrl.update import policy_step
 from nano_forkrl.verify import reward
 
@@ -174,12 +174,12 @@ def save_checkpoint(out_dir, model, tokenizer, optimizer, sampler, step, cursor,
 
 
 class Logger:
-    """metrics.jsonl always; TensorBoard when installed. On resume, lines past the checkpoint are dropped."""
+    """metrics.jsonl always; TensorBoard when installed. On resume, lines logged after the checkpoint are dropped."""
 
     def __init__(self, out_dir, start_step):
         self.path = Path(out_dir) / "metrics.jsonl"
         lines = self.path.read_text().splitlines() if self.path.exists() and start_step > 0 else []
-        self.path.write_text("".join(l + "\n" for l in lines if json.loads(l)["step"] < start_step))
+        self.path.write_text("".join(l + "\n" for l in lines if json.loads(l)["step"] <= start_step))
         try:
             from torch.utils.tensorboard import SummaryWriter
             self.tb = SummaryWriter(str(Path(out_dir) / "tb"))
@@ -203,6 +203,8 @@ def train(cfg):
     ckpt = Path(cfg.out_dir) / "checkpoint"
     resuming = cfg.resume and (ckpt / "trainer_state.pt").exists()
     model, tokenizer = load_policy(str(ckpt) if resuming else cfg.model, cfg.device, cfg.dtype, seed=cfg.seed)
+    if cfg.grad_ckpt:
+        enable_grad_checkpointing(model)
     problems, held_out = load_sets(cfg)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = make_sampler(cfg.sampler, model, tokenizer, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,

@@ -1,0 +1,67 @@
+"""Tests for nano_forkrl/policy.py: device/dtype choice, loading from a folder, sampler factory."""
+import contextlib
+
+import pytest
+import torch
+from conftest import make_tiny_qwen3
+
+from nano_forkrl.policy import autocast, enable_grad_checkpointing, load_policy, make_sampler, pick_device, pick_dtype
+from nano_forkrl.sampling import TorchSampler
+
+
+def test_device_and_dtype_choice():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert pick_dtype("auto", torch.device("cpu")) == torch.float32  # fp32 master weights everywhere
+    assert pick_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+
+
+@pytest.fixture
+def saved_folder(tmp_path):
+    from nano_forkrl.tiny import build_tiny_tokenizer
+    tok = build_tiny_tokenizer()
+    model = make_tiny_qwen3(vocab_size=len(tok))
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    return tmp_path, model
+
+
+def test_load_policy_from_a_local_folder(saved_folder):
+    path, original = saved_folder
+    model, tok = load_policy(str(path), device="cpu")
+    assert model.training and next(model.parameters()).dtype == torch.float32
+    assert tok.pad_token_id is not None
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), original.state_dict().values()))
+
+
+def test_missing_model_gives_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="could not load model"):
+        load_policy(str(tmp_path / "nope"), device="cpu")
+
+
+def test_sampler_factory(saved_folder):
+    path, _ = saved_folder
+    model, tok = load_policy(str(path), device="cpu")
+    assert isinstance(make_sampler("auto", model, tok, max_new_tokens=4), TorchSampler)  # no vLLM on CPU
+    assert isinstance(make_sampler("torch", model, tok, max_new_tokens=4), TorchSampler)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        make_sampler("tgi", model, tok, max_new_tokens=4)
+
+
+def test_autocast_is_a_no_op_on_cpu():
+    assert isinstance(autocast(make_tiny_qwen3()), contextlib.nullcontext)
+
+
+def test_grad_checkpointing_keeps_gradients_equal():
+    import torch
+    from nano_forkrl.entropy import token_logprobs_and_entropy
+    ids = torch.randint(0, 60, (2, 12))
+    grads = []
+    for ckpt in (False, True):
+        model = make_tiny_qwen3().train()
+        if ckpt:
+            enable_grad_checkpointing(model)
+        lp, h = token_logprobs_and_entropy(model, ids, attention_mask=torch.ones_like(ids), with_grad=True)
+        (lp.sum() + h.sum()).backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
