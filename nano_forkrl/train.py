@@ -17,9 +17,7 @@ TensorBoard events when tensorboard is installed. `--resume` continues a killed 
 the same data order and RNG streams.
 """
 import json
-import math
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,6 +25,8 @@ from pathlib import Path
 import torch
 
 from nano_forkrl.advantage import dynamic_sampling_keep, group_advantages, overlong_penalty
+from nano_forkrl.analysis import entropy_statistics
+from nano_forkrl.checkpoint import Logger, restore_state, save_checkpoint
 from nano_forkrl.config import parse_args, to_dict
 from nano_forkrl.data import collate_rollouts, format_prompt, load_problems
 from nano_forkrl.entropy import token_logprobs_and_entropy
@@ -50,11 +50,12 @@ def load_sets(cfg):
 
 def next_prompts(problems, cursor, k, seed):
     """Problems cursor..cursor+k of an endless stream of seeded epoch permutations (resumable from cursor)."""
-    out = []
+    out, orders = [], {}
     for c in range(cursor, cursor + k):
         epoch, i = divmod(c, len(problems))
-        order = torch.randperm(len(problems), generator=torch.Generator().manual_seed(seed * 100003 + epoch))
-        out.append(problems[int(order[i])])
+        if epoch not in orders:
+            orders[epoch] = torch.randperm(len(problems), generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+        out.append(problems[int(orders[epoch][i])])
     return out, cursor + k
 
 
@@ -100,15 +101,6 @@ def score_batch(cfg, model, batch):
     return torch.cat(logprobs), torch.cat(entropy)
 
 
-def entropy_stats(entropy, mask):
-    h = entropy[mask].float()
-    if h.numel() == 0:
-        return {}
-    top = h.sort().values
-    return {"entropy_mean": h.mean().item(), "entropy_p50": top[int(0.5 * (len(top) - 1))].item(),
-            "entropy_p80": top[int(0.8 * (len(top) - 1))].item(), "entropy_share_below_0.01": (h < 0.01).float().mean().item()}
-
-
 def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor):
     timer, stats = {}, {}
     t = time.perf_counter()
@@ -126,7 +118,9 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor):
     token_mask = top_entropy_mask(entropy, mask, cfg.rho, mode=cfg.mask_mode, per_sequence=cfg.per_sequence,
                                   generator=torch.Generator().manual_seed(cfg.seed + cursor))
     timer["logprobs"] = time.perf_counter() - t
-    stats.update(entropy_stats(entropy, mask))
+    if mask.any():  # the paper's Sec. 3 statistics of this batch's chain-of-thought tokens
+        h = entropy_statistics(entropy, mask)
+        stats.update({f"entropy_{k}": h[k] for k in ("mean", "p50", "p80", "share_below_0.01")})
     t, updates = time.perf_counter(), []
     rows = cfg.mini_batch_prompts * cfg.group_size
     for epoch in range(cfg.ppo_epochs):
@@ -156,46 +150,6 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor):
     return cursor, {**stats, "time": timer}
 
 
-def save_checkpoint(out_dir, model, tokenizer, optimizer, sampler, step, cursor, cfg):
-    """A plain HF folder plus trainer_state.pt, written to a temp folder and renamed (a kill never corrupts it)."""
-    final, tmp = Path(out_dir) / "checkpoint", Path(out_dir) / "checkpoint.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    torch.save({"step": step, "cursor": cursor, "optimizer": optimizer.state_dict(), "config": to_dict(cfg),
-                "torch_rng": torch.get_rng_state(), "sampler_rng": sampler.rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
-               tmp / "trainer_state.pt")
-    old = Path(out_dir) / "checkpoint.old"
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-class Logger:
-    """metrics.jsonl always; TensorBoard when installed. On resume, lines logged after the checkpoint are dropped."""
-
-    def __init__(self, out_dir, start_step):
-        self.path = Path(out_dir) / "metrics.jsonl"
-        lines = self.path.read_text().splitlines() if self.path.exists() and start_step > 0 else []
-        self.path.write_text("".join(l + "\n" for l in lines if json.loads(l)["step"] <= start_step))
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(Path(out_dir) / "tb"))
-        except Exception:  # tensorboard not installed: JSONL only
-            self.tb = None
-
-    def log(self, record):
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.tb:
-            flat = {**{k: v for k, v in record.items() if isinstance(v, (int, float))},
-                    **{f"time/{k}": v for k, v in record.get("time", {}).items()}}
-            for k, v in flat.items():
-                self.tb.add_scalar(k, v, record["step"])
-
-
 def train(cfg):
     """Runs the loop described in the module docstring. Returns the list of logged records."""
     torch.manual_seed(cfg.seed)
@@ -211,13 +165,7 @@ def train(cfg):
                            temperature=cfg.temperature, top_p=cfg.top_p, gpu_memory_utilization=cfg.vllm_gpu_memory)
     step, cursor = 0, 0
     if resuming:
-        state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
-        step, cursor = state["step"], state["cursor"]
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        sampler.set_rng_state(state["sampler_rng"])
-        if state["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        step, cursor = restore_state(ckpt, optimizer, sampler)
         print(f"resumed from {ckpt} at step {step}")
     elif cfg.resume:
         print(f"--resume: no checkpoint in {cfg.out_dir}, starting fresh")
