@@ -101,7 +101,7 @@ def score_batch(cfg, model, batch):
     return torch.cat(logprobs), torch.cat(entropy)
 
 
-def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor):
+def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_model=None):
     timer, stats = {}, {}
     t = time.perf_counter()
     groups, cursor, stats = collect_rollouts(cfg, sampler, tokenizer, problems, cursor)
@@ -114,6 +114,7 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor):
     batch = collate_rollouts([r.prompt_ids for r in rollouts], [r.response_ids for r in rollouts], sampler.pad_id)
     t = time.perf_counter()
     old_logprobs, entropy = score_batch(cfg, model, batch)
+    ref_logprobs = score_batch(cfg, ref_model, batch)[0] if ref_model is not None else None  # for the KL term
     mask = batch["response_mask"].bool()
     token_mask = top_entropy_mask(entropy, mask, cfg.rho, mode=cfg.mask_mode, per_sequence=cfg.per_sequence,
                                   generator=torch.Generator().manual_seed(cfg.seed + cursor))
@@ -133,6 +134,7 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor):
                     advantages=advantages[idx], token_mask=token_mask[idx], rho=cfg.rho, mask_mode=cfg.mask_mode,
                     mask_source=cfg.mask_source, loss_agg=cfg.loss_agg, eps_low=cfg.eps_low,
                     eps_high=cfg.eps_high, dual_clip=cfg.dual_clip or None, kl_coef=cfg.kl_coef,
+                    ref_logprobs=None if ref_logprobs is None else ref_logprobs[idx],
                     micro_batch_size=cfg.micro_batch_size, max_grad_norm=cfg.max_grad_norm,
                     temperature=cfg.temperature, chunk_size=cfg.chunk_size, constant=cfg.max_new_tokens))
     timer["update"] = time.perf_counter() - t
@@ -159,6 +161,8 @@ def train(cfg):
     model, tokenizer = load_policy(str(ckpt) if resuming else cfg.model, cfg.device, cfg.dtype, seed=cfg.seed)
     if cfg.grad_ckpt:
         enable_grad_checkpointing(model)
+    # optional KL to the initial policy (off by default, as in DAPO): a frozen copy of the starting weights
+    ref_model = load_policy(cfg.model, cfg.device, cfg.dtype, seed=cfg.seed)[0].eval() if cfg.kl_coef > 0 else None
     problems, held_out = load_sets(cfg)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = make_sampler(cfg.sampler, model, tokenizer, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
@@ -183,7 +187,7 @@ def train(cfg):
     from tqdm.auto import tqdm
     bar = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc="train", disable=None)
     for step in bar:
-        cursor, stats = train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor)
+        cursor, stats = train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_model)
         rec = {"step": step + 1, **stats}
         logger.log(rec)
         records.append(rec)
