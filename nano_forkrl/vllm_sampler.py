@@ -42,7 +42,8 @@ class VLLMSampler:
             model.save_pretrained(self._tmp.name)
             tokenizer.save_pretrained(self._tmp.name)
             source = self._tmp.name
-        self.llm = LLM(model=source, dtype="bfloat16",  # bf16 engine even when training keeps fp32 masters seed=seed, gpu_memory_utilization=gpu_memory_utilization,
+        # a bf16 engine even when training keeps fp32 master weights
+        self.llm = LLM(model=source, dtype="bfloat16", seed=seed, gpu_memory_utilization=gpu_memory_utilization,
                        max_model_len=max_model_len or min(model.config.max_position_embeddings, 32768),
                        enforce_eager=enforce_eager, enable_prefix_caching=True)
         self._allowed = list(range(len(tokenizer))) if len(tokenizer) < model.config.vocab_size else None
