@@ -1,7 +1,6 @@
 """Tests for nano_forkrl/checkpoint.py: atomic checkpoint folders and the metrics log on resume.
 (The bit-exact resume of a whole run is tested in test_train.py.)"""
 import json
-from types import SimpleNamespace
 
 import torch
 from conftest import make_tiny_qwen3
