@@ -12,7 +12,7 @@ update.py runs the optimizer step; this file is pure tensor math (device-agnosti
 """
 import torch
 
-from nano_forkrl.masking import masked_mean
+from nano_forkrl.masking import masked_mean, masked_normalize
 
 MAX_LOG_RATIO = 20.0  # exp(20) ~ 5e8: keeps ratios finite (an inf ratio turns 0-gradients into NaN)
 
@@ -93,6 +93,15 @@ def grpo_microbatch_train_step(policy_log_probs, response_mask, gradient_accumul
     loss = masked_mean(per_token, response_mask, dim=-1).mean() / gradient_accumulation_steps
     loss.backward()
     return loss, meta
+
+
+def sft_microbatch_train_step(policy_log_probs, response_mask, gradient_accumulation_steps, normalize_constant=1.0):
+    """CS336's SFT step (the warm start's loss): -sum(log p over response tokens) / normalize_constant, averaged
+    over the sequences, / gradient_accumulation_steps -> backward. Returns (scaled loss, metadata)."""
+    nll = -masked_normalize(policy_log_probs, response_mask, normalize_constant, dim=-1)
+    loss = nll.mean() / gradient_accumulation_steps
+    loss.backward()
+    return loss, {"num_response_tokens": response_mask.sum().detach()}
 
 
 # --- aggregation over the trained tokens ----------------------------------------------------------------------------

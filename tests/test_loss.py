@@ -165,3 +165,13 @@ def test_aggregate_errors():
         aggregate(LOSS, TRAINED, "constant")
     with pytest.raises(ValueError):
         aggregate(LOSS, TRAINED, "token-mean-all")
+
+
+def test_sft_microbatch_train_step_by_hand():
+    from nano_forkrl.loss import sft_microbatch_train_step
+    logp = torch.tensor([[-1.0, -2.0, -3.0], [-0.5, -0.5, -4.0]], requires_grad=True)
+    mask = torch.tensor([[0, 1, 1], [1, 1, 0]])
+    loss, meta = sft_microbatch_train_step(logp, mask, gradient_accumulation_steps=2, normalize_constant=2.0)
+    # per sequence: (2+3)/2 = 2.5 and (0.5+0.5)/2 = 0.5; mean 1.5; / 2 accumulation steps
+    assert loss.item() == pytest.approx(0.75) and meta["num_response_tokens"].item() == 4
+    assert torch.allclose(logp.grad, -mask / (2.0 * 2 * 2))  # d loss / d logp = -mask / (c * B * gas)
