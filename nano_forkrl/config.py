@@ -119,6 +119,9 @@ def validate(cfg):
         bad("temperature 0 (greedy) gives identical samples per group: no advantage signal")
     if not 0 <= cfg.eps_low < 1 or cfg.eps_high < 0 or (cfg.dual_clip and cfg.dual_clip <= 1):
         bad("need 0 <= eps_low < 1, eps_high >= 0, and dual_clip 0 (off) or > 1")
+    if not 0 <= cfg.overlong_buffer <= cfg.max_new_tokens:
+        bad(f"overlong_buffer ({cfg.overlong_buffer}) must be in [0, max_new_tokens={cfg.max_new_tokens}] "
+            "(0 turns the overlong shaping off)")
     if cfg.lr <= 0:
         bad(f"lr must be > 0, got {cfg.lr}")
     return cfg

@@ -34,6 +34,7 @@ def test_flags_override_the_preset():
     (["--lr", "0"], "lr must be > 0"),
     (["--steps", "0"], "steps must be >= 1"),
     (["--dual-clip", "0.5"], "dual_clip"),
+    (["--preset", "qwen3-0.6b", "--max-new-tokens", "16"], "overlong_buffer"),
 ])
 def test_bad_values_give_clear_errors(argv, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
