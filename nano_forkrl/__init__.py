@@ -7,13 +7,16 @@ well as or better than updating on all tokens.
 
 One concept per module, read in this order:
     data        problems in, token batches out
-    sampling    rollouts (TorchSampler on CPU/GPU, VLLMSampler on GPU)
-    verify      is the answer right? -> reward
+    sampling    rollouts (TorchSampler on CPU/GPU; fastdecode = its CUDA path; vllm_sampler on GPU)
+    verify      is the answer right? -> reward (latex: LaTeX answers to canonical form and sympy)
     advantage   group-normalised advantages, DAPO dynamic sampling and overlong shaping
+    rollouts    the prompt stream and dynamic sampling for one step
     entropy     per-token log-probs and entropy, chunked over tokens
     masking     masked means and the top-rho forking-token mask
+    loss        per-token surrogate losses and their aggregation
     update      the clipped policy-gradient step
-    train       the loop that wires them
+    train       the loop that wires them (config: knobs and presets; checkpoint: resume; policy: loading)
+    evaluate, analysis, tiny, bench, flops: evaluation, the paper's observations, the CPU default, speed
 """
 
 __version__ = "0.1.0"

@@ -2,8 +2,8 @@
 
 One training step, each arrow one call into a concept module:
 
-    prompts --sampling--> G responses each          (sampler.generate)
-            --verify----> rewards r_i                 (verify.reward, + DAPO overlong shaping)
+    prompts --sampling--> G responses each          (rollouts.collect_rollouts: sampler.generate,
+            --verify----> rewards r_i                  verify.reward, DAPO overlong shaping and dynamic sampling)
             --advantage-> A_i, groups kept            (group_advantages, dynamic_sampling_keep)
             --data------> input_ids, labels, response_mask   (collate_rollouts)
             --entropy---> old log-probs, entropy H_t  (no grad, chunked over tokens)
@@ -24,17 +24,17 @@ from pathlib import Path
 
 import torch
 
-from nano_forkrl.advantage import dynamic_sampling_keep, group_advantages, overlong_penalty
+from nano_forkrl.advantage import group_advantages
 from nano_forkrl.analysis import entropy_statistics
 from nano_forkrl.checkpoint import Logger, restore_state, save_checkpoint
 from nano_forkrl.config import parse_args, to_dict
-from nano_forkrl.data import collate_rollouts, format_prompt, load_problems
+from nano_forkrl.data import collate_rollouts, load_problems
 from nano_forkrl.entropy import token_logprobs_and_entropy
 from nano_forkrl.evaluate import evaluate
 from nano_forkrl.masking import top_entropy_mask
 from nano_forkrl.policy import autocast, enable_grad_checkpointing, load_policy, make_sampler
+from nano_forkrl.rollouts import collect_rollouts
 from nano_forkrl.update import policy_step
-from nano_forkrl.verify import reward
 
 
 def load_sets(cfg):
@@ -46,44 +46,6 @@ def load_sets(cfg):
     else:
         held_out = load_problems(cfg.eval_data, limit=cfg.eval_n or None)
     return train, held_out
-
-
-def next_prompts(problems, cursor, k, seed):
-    """Problems cursor..cursor+k of an endless stream of seeded epoch permutations (resumable from cursor)."""
-    out, orders = [], {}
-    for c in range(cursor, cursor + k):
-        epoch, i = divmod(c, len(problems))
-        if epoch not in orders:
-            orders[epoch] = torch.randperm(len(problems), generator=torch.Generator().manual_seed(seed * 100003 + epoch))
-        out.append(problems[int(orders[epoch][i])])
-    return out, cursor + k
-
-
-def collect_rollouts(cfg, sampler, tokenizer, problems, cursor):
-    """Sample G responses for prompts_per_step prompts; with dynamic sampling keep only informative groups,
-    sampling further batches (at most max_gen_batches) until the training batch is full (DAPO)."""
-    G, kept, first_stats = cfg.group_size, [], None
-    for _ in range(cfg.max_gen_batches):
-        batch, cursor = next_prompts(problems, cursor, cfg.prompts_per_step, cfg.seed)
-        rollouts = sampler.generate([format_prompt(p["problem"], cfg.template, tokenizer) for p in batch], n=G)
-        scores = torch.tensor([reward(r.text, batch[r.prompt_index]["answer"], correct=cfg.reward_correct,
-                                      wrong=cfg.reward_wrong) for r in rollouts])
-        correct = scores == cfg.reward_correct
-        lengths = torch.tensor([len(r.response_ids) for r in rollouts])
-        if cfg.overlong_buffer:
-            scores = scores + overlong_penalty(lengths, cfg.max_new_tokens, cfg.overlong_buffer, cfg.overlong_factor)
-        if first_stats is None:  # log what the policy does, before any filtering
-            first_stats = {"reward": scores.mean().item(), "accuracy": correct.float().mean().item(),
-                           "response_length": lengths.float().mean().item(),
-                           "truncated": sum(r.finish_reason == "length" for r in rollouts) / len(rollouts)}
-        keep = dynamic_sampling_keep(scores, G) if cfg.dynamic_sampling else torch.ones(len(rollouts), dtype=torch.bool)
-        for g in range(len(batch)):
-            if keep[g * G] and len(kept) < cfg.prompts_per_step:
-                kept.append((rollouts[g * G:(g + 1) * G], scores[g * G:(g + 1) * G]))
-        if len(kept) == cfg.prompts_per_step or not cfg.dynamic_sampling:
-            break
-    first_stats["groups_kept"] = len(kept)
-    return kept, cursor, first_stats
 
 
 @torch.no_grad()

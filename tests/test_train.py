@@ -1,14 +1,12 @@
-"""Tests for nano_forkrl/train.py: a few-step CPU run end to end, exact resume, data order, dynamic sampling.
+"""Tests for nano_forkrl/train.py: a few-step CPU run end to end, exact resume, the KL wiring.
 
 These use the warm-started tiny model (built once into the tiny cache, about a minute on 2 cores)."""
 import json
 
-import pytest
 import torch
 
 from nano_forkrl.config import parse_args
-from nano_forkrl.sampling import Rollout
-from nano_forkrl.train import collect_rollouts, next_prompts, train
+from nano_forkrl.train import train
 
 FAST = ["--eval-n", "8", "--eval-k", "2", "--prompts-per-step", "8", "--mini-batch-prompts", "4",
         "--group-size", "4", "--max-new-tokens", "40"]
@@ -57,45 +55,3 @@ def test_resume_after_interruption_reaches_the_same_state(tmp_path):
     assert acc(full) == acc(resumed)
     lines = [json.loads(l)["step"] for l in (b / "metrics.jsonl").read_text().splitlines()]
     assert [s for s in lines if s > 0] == [1, 2, 2, 3, 4, 4]  # steps and evals, nothing duplicated
-
-
-def test_prompt_stream_is_resumable_and_covers_each_epoch():
-    problems = [{"id": str(i)} for i in range(7)]
-    first, c = next_prompts(problems, 0, 5, seed=3)
-    second, c = next_prompts(problems, c, 9, seed=3)
-    whole, _ = next_prompts(problems, 0, 14, seed=3)
-    assert first + second == whole and c == 14
-    assert sorted(p["id"] for p in whole[:7]) == sorted(p["id"] for p in problems)  # one epoch = a permutation
-    assert whole[:7] != whole[7:]  # a new permutation each epoch
-
-
-class Scripted:
-    """Prompt i answers correctly in sample j iff script(i, j); counts calls."""
-
-    def __init__(self, script):
-        self.script, self.calls = script, 0
-
-    def generate(self, prompts, n=1, max_new_tokens=None):
-        self.calls += 1
-        return [Rollout(i, [1], [2], r"\boxed{%s}" % ("1" if self.script(self.calls, i, j) else "0"), "eos")
-                for i in range(len(prompts)) for j in range(n)]
-
-
-def test_dynamic_sampling_drops_equal_groups_and_samples_more():
-    cfg = parse_args(["--prompts-per-step", "4", "--mini-batch-prompts", "2", "--group-size", "2"])
-    problems = [{"id": str(i), "problem": "p", "answer": "1"} for i in range(50)]
-    # first batch: only prompts 0 and 1 have mixed rewards; second batch: all mixed
-    sampler = Scripted(lambda call, i, j: j == 0 and (call > 1 or i < 2))
-    kept, cursor, stats = collect_rollouts(cfg, sampler, None, problems, 0)
-    assert sampler.calls == 2 and cursor == 8 and len(kept) == 4 and stats["groups_kept"] == 4
-    assert all(s.tolist() == [1.0, 0.0] for _, s in kept)
-    assert stats["accuracy"] == pytest.approx(2 / 8)  # logged from the first, unfiltered batch
-
-
-def test_without_dynamic_sampling_every_group_is_kept():
-    cfg = parse_args(["--prompts-per-step", "4", "--mini-batch-prompts", "2", "--group-size", "2",
-                      "--no-dynamic-sampling"])
-    problems = [{"id": str(i), "problem": "p", "answer": "1"} for i in range(50)]
-    sampler = Scripted(lambda call, i, j: False)
-    kept, cursor, _ = collect_rollouts(cfg, sampler, None, problems, 0)
-    assert sampler.calls == 1 and len(kept) == 4 and cursor == 4

@@ -1,0 +1,53 @@
+"""Rollouts for one training step: the seeded prompt stream and DAPO's dynamic sampling.
+
+Prompts come from an endless stream of seeded permutations of the training set (one per epoch), addressed by a
+single integer cursor, so a resumed run sees exactly the prompts it would have seen.
+
+DAPO's dynamic sampling (Yu et al. 2025, the constraint 0 < |{o_i correct}| < G): a group whose G rewards are all
+equal has zero advantage for every sample, so it only dilutes the batch. Such groups are dropped and more prompts
+are sampled (at most `max_gen_batches` rollout batches per step) until `prompts_per_step` informative groups are
+collected. Rewards come from `verify.reward`, plus DAPO's soft overlong penalty when `overlong_buffer` > 0.
+"""
+import torch
+
+from nano_forkrl.advantage import dynamic_sampling_keep, overlong_penalty
+from nano_forkrl.data import format_prompt
+from nano_forkrl.verify import reward
+
+
+def next_prompts(problems, cursor, k, seed):
+    """Problems cursor..cursor+k of an endless stream of seeded epoch permutations (resumable from cursor)."""
+    out, orders = [], {}
+    for c in range(cursor, cursor + k):
+        epoch, i = divmod(c, len(problems))
+        if epoch not in orders:
+            orders[epoch] = torch.randperm(len(problems), generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+        out.append(problems[int(orders[epoch][i])])
+    return out, cursor + k
+
+
+def collect_rollouts(cfg, sampler, tokenizer, problems, cursor):
+    """Sample G responses for prompts_per_step prompts; with dynamic sampling keep only informative groups,
+    sampling further batches (at most max_gen_batches) until the training batch is full (DAPO)."""
+    G, kept, first_stats = cfg.group_size, [], None
+    for _ in range(cfg.max_gen_batches):
+        batch, cursor = next_prompts(problems, cursor, cfg.prompts_per_step, cfg.seed)
+        rollouts = sampler.generate([format_prompt(p["problem"], cfg.template, tokenizer) for p in batch], n=G)
+        scores = torch.tensor([reward(r.text, batch[r.prompt_index]["answer"], correct=cfg.reward_correct,
+                                      wrong=cfg.reward_wrong) for r in rollouts])
+        correct = scores == cfg.reward_correct
+        lengths = torch.tensor([len(r.response_ids) for r in rollouts])
+        if cfg.overlong_buffer:
+            scores = scores + overlong_penalty(lengths, cfg.max_new_tokens, cfg.overlong_buffer, cfg.overlong_factor)
+        if first_stats is None:  # log what the policy does, before any filtering
+            first_stats = {"reward": scores.mean().item(), "accuracy": correct.float().mean().item(),
+                           "response_length": lengths.float().mean().item(),
+                           "truncated": sum(r.finish_reason == "length" for r in rollouts) / len(rollouts)}
+        keep = dynamic_sampling_keep(scores, G) if cfg.dynamic_sampling else torch.ones(len(rollouts), dtype=torch.bool)
+        for g in range(len(batch)):
+            if keep[g * G] and len(kept) < cfg.prompts_per_step:
+                kept.append((rollouts[g * G:(g + 1) * G], scores[g * G:(g + 1) * G]))
+        if len(kept) == cfg.prompts_per_step or not cfg.dynamic_sampling:
+            break
+    first_stats["groups_kept"] = len(kept)
+    return kept, cursor, first_stats
