@@ -166,7 +166,8 @@ def main(argv=None):
     cfg = parse_args(argv)
     print("config: " + json.dumps(to_dict(cfg)))
     records = train(cfg)
-    evals = [r for r in records if "eval" in r]
+    log = Path(cfg.out_dir) / "metrics.jsonl"  # the whole run's log, also the steps before a --resume
+    evals = [r for r in map(json.loads, log.read_text().splitlines()) if "eval" in r]
     if len(evals) >= 2:
         k = cfg.eval_k
         first, last = evals[0]["eval"][f"avg@{k}"], evals[-1]["eval"][f"avg@{k}"]
