@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 
 from nano_forkrl.data import collate_rollouts, format_prompt, load_problems
-from nano_forkrl.entropy import token_entropy, token_logprobs_and_entropy
+from nano_forkrl.entropy import score_batch, token_entropy
 from nano_forkrl.masking import top_entropy_mask
-from nano_forkrl.policy import autocast, load_policy, make_sampler
+from nano_forkrl.policy import load_policy, make_sampler
 from nano_forkrl.sampling import TorchSampler, sample_next
 from nano_forkrl.tiny import tiny_problems
 
@@ -38,15 +38,8 @@ def response_entropy(model, rollouts, pad_id, *, temperature=1.0, chunk_size=102
     """Teacher-forced H_t at every generated token: (entropy, response_mask, labels), each [B, T] on the CPU.
     entropy[b, t] is the entropy of the distribution that produced labels[b, t]."""
     batch = collate_rollouts([r.prompt_ids for r in rollouts], [r.response_ids for r in rollouts], pad_id)
-    entropy = torch.zeros(batch["labels"].shape)
-    for s in range(0, entropy.shape[0], batch_size):
-        attn = batch["attention_mask"][s:s + batch_size]
-        w = int(attn.sum(-1).max())  # right-padded: columns past the longest row of this micro-batch are pad
-        ids, labels = (batch[k][s:s + batch_size, :w].to(model.device) for k in ("input_ids", "labels"))
-        with autocast(model):
-            _, ent = token_logprobs_and_entropy(model, ids, attn[:, :w].to(model.device), labels=labels,
-                                                temperature=temperature, chunk_size=chunk_size)
-        entropy[s:s + batch_size, :w] = ent.float().cpu()
+    _, entropy = score_batch(model, batch, micro_batch_size=batch_size, temperature=temperature,
+                             chunk_size=chunk_size)
     return entropy, batch["response_mask"], batch["labels"]
 
 

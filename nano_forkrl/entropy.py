@@ -130,3 +130,25 @@ def get_response_log_probs(model, input_ids, labels, return_token_entropy=False)
     if return_token_entropy:
         out["token_entropy"] = entropy
     return out
+
+
+@torch.no_grad()
+def score_batch(model, batch, *, micro_batch_size=8, temperature=1.0, chunk_size=1024):
+    """(logprobs, entropy) [B, T] float32 on the CPU for a right-padded batch from `data.collate_rollouts`, with
+    no grad, `micro_batch_size` rows at a time, each micro-batch cut to its longest row (columns past it stay 0):
+    the old log-probs and entropies of the loop, and the teacher-forced entropies of `analysis`."""
+    from nano_forkrl.policy import autocast  # bf16 matmuls on CUDA, a no-op on CPU
+
+    device = next(model.parameters()).device
+    logprobs, entropy = torch.zeros(batch["labels"].shape), torch.zeros(batch["labels"].shape)
+    for s in range(0, logprobs.shape[0], micro_batch_size):
+        rows = slice(s, s + micro_batch_size)
+        attn = batch["attention_mask"][rows]
+        w = int(attn.sum(-1).max())
+        ids, labels = (batch[k][rows, :w].to(device) for k in ("input_ids", "labels"))
+        with autocast(model):
+            lp, h = token_logprobs_and_entropy(model, ids, attn[:, :w].to(device), labels=labels,
+                                               temperature=temperature, chunk_size=chunk_size)
+        logprobs[rows, :w], entropy[rows, :w] = lp.float().cpu(), h.float().cpu()
+    return logprobs, entropy
+

@@ -29,7 +29,7 @@ from nano_forkrl.analysis import entropy_statistics
 from nano_forkrl.checkpoint import Logger, restore_state, save_checkpoint
 from nano_forkrl.config import parse_args, to_dict
 from nano_forkrl.data import collate_rollouts, load_problems
-from nano_forkrl.entropy import token_logprobs_and_entropy
+from nano_forkrl.entropy import score_batch
 from nano_forkrl.evaluate import evaluate
 from nano_forkrl.masking import top_entropy_mask
 from nano_forkrl.policy import autocast, enable_grad_checkpointing, load_policy, make_sampler
@@ -48,21 +48,6 @@ def load_sets(cfg):
     return train, held_out
 
 
-@torch.no_grad()
-def score_batch(cfg, model, batch):
-    """Old log-probs and entropy of every token, in micro-batches (the rollout policy = current weights)."""
-    logprobs, entropy, device = [], [], next(model.parameters()).device
-    for s in range(0, batch["input_ids"].shape[0], cfg.micro_batch_size):
-        part = {k: v[s:s + cfg.micro_batch_size].to(device) for k, v in batch.items()}
-        with autocast(model):  # bf16 matmuls on CUDA, fp32 on CPU
-            lp, h = token_logprobs_and_entropy(model, part["input_ids"], part["attention_mask"],
-                                               labels=part["labels"], temperature=cfg.temperature,
-                                               chunk_size=cfg.chunk_size)
-        logprobs.append(lp.cpu())
-        entropy.append(h.cpu())
-    return torch.cat(logprobs), torch.cat(entropy)
-
-
 def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_model=None):
     timer, stats = {}, {}
     t = time.perf_counter()
@@ -75,8 +60,9 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_
     advantages = group_advantages(scores, cfg.group_size, normalize_std=cfg.advantage == "grpo")
     batch = collate_rollouts([r.prompt_ids for r in rollouts], [r.response_ids for r in rollouts], sampler.pad_id)
     t = time.perf_counter()
-    old_logprobs, entropy = score_batch(cfg, model, batch)
-    ref_logprobs = score_batch(cfg, ref_model, batch)[0] if ref_model is not None else None  # for the KL term
+    score = dict(micro_batch_size=cfg.micro_batch_size, temperature=cfg.temperature, chunk_size=cfg.chunk_size)
+    old_logprobs, entropy = score_batch(model, batch, **score)  # the rollout policy = the current weights
+    ref_logprobs = score_batch(ref_model, batch, **score)[0] if ref_model is not None else None  # for the KL term
     mask = batch["response_mask"].bool()
     token_mask = top_entropy_mask(entropy, mask, cfg.rho, mode=cfg.mask_mode, per_sequence=cfg.per_sequence,
                                   generator=torch.Generator().manual_seed(cfg.seed + cursor))

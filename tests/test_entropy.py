@@ -246,3 +246,18 @@ def test_real_vocab_peak_memory_far_below_full_logits():
     full_logits = 4096 * 151936 * 4
     assert growth < full_logits / 2, f"peak RSS grew by {growth / 1e9:.2f} GB"
     assert peak < 1.5e9, f"peak RSS {peak / 1e9:.2f} GB"
+
+
+def test_score_batch_equals_one_full_pass_on_real_tokens():
+    from nano_forkrl.data import collate_rollouts
+    from nano_forkrl.entropy import score_batch
+    model = make_tiny_qwen3()
+    batch = collate_rollouts([[3, 4, 5], [6], [7, 8]], [[9, 10], [11, 12, 13, 14], [15]], pad_id=0)
+    ref_lp, ref_h = token_logprobs_and_entropy(model, batch["input_ids"], batch["attention_mask"],
+                                               labels=batch["labels"], temperature=0.7)
+    for micro in (1, 2, 3):
+        lp, h = score_batch(model, batch, micro_batch_size=micro, temperature=0.7)
+        real = batch["attention_mask"].bool()
+        assert torch.allclose(lp[real], ref_lp[real], atol=1e-5) and torch.allclose(h[real], ref_h[real], atol=1e-5)
+        assert not lp.requires_grad
+    assert lp[2, 3:].abs().sum() == 0  # the last micro-batch (row 2 alone, 3 real inputs) is cut to its width
