@@ -101,7 +101,7 @@ class StaticCacheDecoder:
 def _decoder(sampler, batch, max_len):
     """Reuse the cache and captured graphs across calls of the same shape (training repeats its shape every
     step; evaluation has another): graphs point at the decoding weights, which `load_weights` updates in place."""
-    cache = sampler.__dict__.setdefault("_decoders", {})
+    cache = sampler._decoders
     key = (batch, -(-max_len // BUCKET) * BUCKET)
     if key not in cache:
         if len(cache) >= 2:  # keep at most two shapes alive (their KV caches are the big allocation)

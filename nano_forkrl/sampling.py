@@ -58,6 +58,11 @@ def sample_next(logits, temperature=1.0, top_p=1.0, generator=None):
     return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1)
 
 
+def encode_prompts(tokenizer, prompts):
+    """Strings are tokenized as they are (templates already hold any special tokens); id lists pass through."""
+    return [tokenizer.encode(p, add_special_tokens=False) if isinstance(p, str) else list(p) for p in prompts]
+
+
 class TorchSampler:
     """Batched sampling with a KV cache using the policy module itself (so weight sync is free)."""
 
@@ -78,6 +83,7 @@ class TorchSampler:
         self.generator = torch.Generator(device=device).manual_seed(seed)
         # fast=None: the static-cache CUDA-graph decoder on CUDA, the plain HF call elsewhere
         self.fast = (device.type == "cuda") if fast is None else fast
+        self._decoders = {}  # fastdecode's KV caches and CUDA graphs, by batch shape
 
     def reseed(self, seed):
         """Restart the sampling RNG (evaluation uses a fixed seed so scores are comparable across steps)."""
@@ -98,14 +104,11 @@ class TorchSampler:
             for dst, src in zip(self.model.parameters(), model.parameters()):
                 dst.copy_(src)
 
-    def encode(self, prompts):
-        return [self.tokenizer.encode(p, add_special_tokens=False) if isinstance(p, str) else list(p)
-                for p in prompts]
 
     @torch.no_grad()
     def generate(self, prompts, n=1, max_new_tokens=None):
         """prompts: strings or token-id lists. Returns len(prompts) * n Rollouts, group-contiguous."""
-        prompt_ids = self.encode(prompts)
+        prompt_ids = encode_prompts(self.tokenizer, prompts)
         rows = [(i, ids) for i, ids in enumerate(prompt_ids) for _ in range(n)]
         out = []
         for start in range(0, len(rows), self.batch_size):

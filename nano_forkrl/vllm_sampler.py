@@ -18,7 +18,7 @@ Targets vLLM 0.26.0 (the build for torch 2.11 / CUDA 13); see the README for oth
 import os
 import tempfile
 
-from nano_forkrl.sampling import Rollout
+from nano_forkrl.sampling import Rollout, encode_prompts
 
 
 class VLLMSampler:
@@ -74,8 +74,7 @@ class VLLMSampler:
     def generate(self, prompts, n=1, max_new_tokens=None):
         from vllm import SamplingParams
 
-        prompt_ids = [self.tokenizer.encode(p, add_special_tokens=False) if isinstance(p, str) else list(p)
-                      for p in prompts]
+        prompt_ids = encode_prompts(self.tokenizer, prompts)
         params = SamplingParams(n=n, temperature=self.temperature, top_p=self.top_p,
                                 max_tokens=max_new_tokens or self.max_new_tokens, stop_token_ids=self.eos_ids,
                                 seed=self.seed * 1_000_003 + self._calls, logprobs=0,
