@@ -24,7 +24,7 @@ import transformers
 from nano_forkrl.entropy import token_logprobs_and_entropy
 from nano_forkrl.flops import flops_per_token, mfu, non_embedding_params, peak_tflops
 from nano_forkrl.loss import clipped_pg_loss
-from nano_forkrl.policy import autocast, pick_device
+from nano_forkrl.policy import autocast, enable_grad_checkpointing, pick_device
 from nano_forkrl.sampling import TorchSampler
 
 
@@ -123,9 +123,8 @@ def bench_update(model, args, device, naive, repeats=3):
     def run(rec):
         ids = torch.randint(0, model.config.vocab_size, (B, T), device=device)
         adv = torch.randn(B, device=device)
-        toggle = "activation" if hasattr(model, "activation_checkpointing_enable") else "gradient"  # transformers 5
         if ckpt:  # HF checkpoints each decoder layer (train mode only): the forward runs twice
-            getattr(model, f"{toggle}_checkpointing_enable")({"use_reentrant": False})
+            enable_grad_checkpointing(model)
         opt, times = torch.optim.AdamW(model.train().parameters(), lr=1e-6), []  # the trainer's optimizer
 
         def fwd_bwd():
@@ -139,7 +138,7 @@ def bench_update(model, args, device, naive, repeats=3):
                 times.append((timed(fwd_bwd, device)[1], timed(opt.step, device)[1], opt.zero_grad()))
         finally:  # also after an OOM: free the gradients, leave the model as it was
             model.zero_grad(set_to_none=True)
-            getattr(model, f"{toggle}_checkpointing_disable")()
+            enable_grad_checkpointing(model, enable=False)
         rec["seconds"], rec["optim_s"] = (statistics.median(t[i] for t in times[1:]) for i in (0, 1))
         rec["tokens"], rec["tok_per_s"] = B * T, B * T / rec["seconds"]
         flops = flops_per_token(model.config, non_embedding_params(model), T) * B * T

@@ -90,9 +90,12 @@ def autocast(model):
     return contextlib.nullcontext()
 
 
-def enable_grad_checkpointing(model):
+def enable_grad_checkpointing(model, enable=True):
     """Recompute each decoder layer in backward instead of storing its activations (HF's own mechanism;
     transformers 5 renamed it activation checkpointing). Costs one extra forward of the body per update."""
     name = "activation" if hasattr(model, "activation_checkpointing_enable") else "gradient"
-    getattr(model, f"{name}_checkpointing_enable")({"use_reentrant": False})
+    if enable:
+        getattr(model, f"{name}_checkpointing_enable")({"use_reentrant": False})
+    else:
+        getattr(model, f"{name}_checkpointing_disable")()
     return model
