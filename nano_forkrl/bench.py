@@ -3,11 +3,11 @@
     python -m nano_forkrl.bench     # tiny preset, small shapes, current device (< 1 min on a 2-core CPU)
     python -m nano_forkrl.bench --model DIR --batches 64,256 --new-tokens 512 --update-shape 8x4096 --naive-update
 
-Weights are random (DIR needs only config.json + tokenizer files): speed does not depend on their values. They are
-float32 master weights, as in training. Every measurement runs in try/except, so a failure (e.g. CUDA OOM) is
-recorded as its "error" and the run goes on. MFU counts useful FLOPs only (flops.py: 6 N + 12 L d_attn T + 6 d V
-per token) over the forward + backward seconds: not the forward that gradient checkpointing re-runs, not AdamW.
-Memory: on CUDA max_memory_allocated per measurement; on CPU the process's peak RSS so far (it only grows).
+Weights are random (policy.random_policy: DIR needs only config.json + tokenizer files), float32 masters as in
+training. Every measurement runs in try/except: a failure (e.g. CUDA OOM) becomes its "error", the run goes on.
+MFU counts useful FLOPs only (flops.py: 6 N + 12 L d_attn T + 6 d V per token) over the forward + backward seconds:
+not the forward that gradient checkpointing re-runs, not AdamW. peak_mem_gb: CUDA's max_memory_allocated per
+measurement, on CPU the process's peak RSS so far; saved_gb: what autograd keeps for backward (any device).
 """
 import argparse
 import copy
@@ -24,24 +24,8 @@ import transformers
 from nano_forkrl.entropy import token_logprobs_and_entropy
 from nano_forkrl.flops import flops_per_token, mfu, non_embedding_params, peak_tflops
 from nano_forkrl.loss import clipped_pg_loss
-from nano_forkrl.policy import autocast, enable_grad_checkpointing, pick_device
+from nano_forkrl.policy import autocast, enable_grad_checkpointing, load_policy, pick_device
 from nano_forkrl.sampling import TorchSampler
-
-
-def load_model(name, device):
-    """(model, tokenizer) with random float32 weights: "tiny" = tiny.py's config and tokenizer, else a folder's."""
-    if name == "tiny":
-        from nano_forkrl.tiny import build_tiny_tokenizer, tiny_config
-        tokenizer = build_tiny_tokenizer()
-        config = tiny_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
-    else:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(name)
-        config = transformers.AutoConfig.from_pretrained(name)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    with torch.device(device):  # initialise on the device itself (a 0.6B init takes ~20 s on a 2-core CPU)
-        model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    return model.train(), tokenizer
 
 
 def timed(fn, device):
@@ -116,26 +100,42 @@ def naive_logprobs(model, ids):
     return torch.cat([logp, logp.new_zeros(ids.shape[0], 1)], dim=1), -(logp_all.exp() * logp_all).sum(-1).detach()
 
 
+def saved_for_backward(forward, model):
+    """GB of the tensors autograd keeps for backward while `forward()` runs, each storage once, parameters aside:
+    the activations (with checkpointing, each layer's input only) plus autocast's bf16 weight copies on CUDA."""
+    params, saved = {p.untyped_storage().data_ptr() for p in model.parameters()}, {}
+
+    def pack(t):
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        forward()  # its graph (and so the saved tensors) is freed on return: nothing calls backward
+    return sum(n for ptr, n in saved.items() if ptr not in params) / 2**30
+
+
 def bench_update(model, args, device, naive, repeats=3):
     """Forward + backward of the DAPO loss on B x T random tokens; AdamW timed apart (optim_s); medians of repeats."""
     (B, T), ckpt = args.update_shape, args.grad_ckpt if args.grad_ckpt is not None else device.type == "cuda"
 
     def run(rec):
-        ids = torch.randint(0, model.config.vocab_size, (B, T), device=device)
-        adv = torch.randn(B, device=device)
+        ids, adv = torch.randint(0, model.config.vocab_size, (B, T), device=device), torch.randn(B, device=device)
         if ckpt:  # HF checkpoints each decoder layer (train mode only): the forward runs twice
             enable_grad_checkpointing(model)
         opt, times = torch.optim.AdamW(model.train().parameters(), lr=1e-6), []  # the trainer's optimizer
 
-        def fwd_bwd():
+        def forward():
             with autocast(model):
                 logp, _ = naive_logprobs(model, ids) if naive else token_logprobs_and_entropy(
                     model, ids, chunk_size=args.chunk_size, with_grad=True)
                 loss_tok, _ = clipped_pg_loss(logp, logp.detach(), adv, eps_low=0.2, eps_high=0.28)  # ratio 1
-                loss_tok[:, :-1].mean().backward()  # the last position has no next token
+            return loss_tok[:, :-1].mean()  # the last position has no next token
+
         try:
+            rec["saved_gb"] = saved_for_backward(forward, model)  # an extra, untimed forward
             for _ in range(1 + repeats):  # step 1 (it also allocates the AdamW state) is a warm-up
-                times.append((timed(fwd_bwd, device)[1], timed(opt.step, device)[1], opt.zero_grad()))
+                times.append((timed(lambda: forward().backward(), device)[1], timed(opt.step, device)[1]))
+                opt.zero_grad()
         finally:  # also after an OOM: free the gradients, leave the model as it was
             model.zero_grad(set_to_none=True)
             enable_grad_checkpointing(model, enable=False)
@@ -148,12 +148,13 @@ def bench_update(model, args, device, naive, repeats=3):
 
 
 def table(phases):
-    lines = [f"{'phase':13}{'what':18}{'tok/s':>11}{'seconds':>9}{'peak GB':>9}{'MFU':>7}  error"]
+    lines = [f"{'phase':13}{'what':18}{'tok/s':>11}{'seconds':>9}{'peak GB':>9}{'saved GB':>9}{'MFU':>7}  error"]
     for p in phases:
         what = f"{p['sampler']} B={p['batch']}" if "sampler" in p else f"{p['batch']}x{p['seq_len']}"
         util = f"{p['mfu']:.1%}" if p.get("mfu") is not None else ""
+        saved = f"{p['saved_gb']:.3f}" if "saved_gb" in p else ""
         lines.append(f"{p['phase']:13}{what:18}{p.get('tok_per_s', 0):11.0f}{p.get('seconds', 0):9.3f}"
-                     f"{p['peak_mem_gb']:9.2f}{util:>7}  {p.get('error', '')}")
+                     f"{p['peak_mem_gb']:9.2f}{saved:>9}{util:>7}  {p.get('error', '')}")
     return "\n".join(lines)
 
 
@@ -177,7 +178,7 @@ def main(argv=None):
     args.peak_tflops = args.peak_tflops or peak_tflops(name)
     with_vllm = device.type == "cuda" and importlib.util.find_spec("vllm") is not None
     samplers = (args.samplers or "hf,torch,torch-plain" + ",vllm" * with_vllm).split(",")
-    model, tokenizer = load_model(args.model, device)
+    model, tokenizer = load_policy(f"random:{args.model}", device)  # float32 master weights, as in training
     phases = [r for kind in samplers if kind != "vllm" for r in bench_rollout(kind, model, tokenizer, args, device)]
     phases.append(bench_update(model, args, device, naive=False))
     if args.naive_update:

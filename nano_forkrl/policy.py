@@ -7,6 +7,8 @@ Shared by `train`, `evaluate`, `analysis` and `bench` so that all four load a mo
 - Anything else goes to `AutoModelForCausalLM.from_pretrained(name_or_path)`: a hub name such as
   `Qwen/Qwen3-0.6B-Base` (needs network or a warm HF cache) or a local folder written by `save_pretrained`
   (our checkpoints are such folders).
+- `"random:DIR"` (or `"random:tiny"`) builds the architecture of DIR's config.json with random weights, plus DIR's
+  tokenizer: for speed and memory measurements only (`bench`, GPU checks); it never learns anything useful.
 
 Device and dtype: "auto" picks CUDA when available, else CPU. dtype "auto" keeps the parameters (master
 weights) in float32 and runs forward/backward under bf16 autocast on CUDA (`autocast` below): with lr 1e-6 a
@@ -42,6 +44,8 @@ def load_policy(name_or_path, device="auto", dtype="auto", seed=0):
         from nano_forkrl.tiny import load_tiny
 
         model, tokenizer = load_tiny(seed=seed)
+    elif name_or_path.startswith("random:"):
+        model, tokenizer = random_policy(name_or_path[len("random:"):], device, dtype, seed)
     else:
         try:
             tokenizer = AutoTokenizer.from_pretrained(name_or_path)
@@ -56,6 +60,23 @@ def load_policy(name_or_path, device="auto", dtype="auto", seed=0):
     model.to(device=device, dtype=dtype)
     model.config.use_cache = False  # the trainer never needs the cache; samplers ask for it explicitly
     return model.train(), tokenizer
+
+
+def random_policy(source, device, dtype=torch.float32, seed=0):
+    """(model, tokenizer) with random weights: tiny.py's config and tokenizer for "tiny", else DIR's config.json
+    and tokenizer files (no weights needed). Initialised on the device itself (a 0.6B init takes ~20 s on CPU)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if source == "tiny":
+        from nano_forkrl.tiny import build_tiny_tokenizer, tiny_config
+
+        tokenizer = build_tiny_tokenizer()
+        config = tiny_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
+    else:
+        tokenizer, config = AutoTokenizer.from_pretrained(source), AutoConfig.from_pretrained(source)
+    torch.manual_seed(seed)
+    with torch.device(pick_device(device)):
+        return AutoModelForCausalLM.from_config(config, dtype=dtype), tokenizer
 
 
 def make_sampler(kind, model, tokenizer, *, max_new_tokens, temperature=1.0, top_p=1.0, seed=0,

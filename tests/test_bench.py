@@ -108,3 +108,22 @@ def test_config_folder_with_the_real_qwen3_tokenizer(tmp_path):
     assert result["model"]["config"]["vocab_size"] == 151_936
     for p in result["phases"]:
         assert "error" not in p and p["tok_per_s"] > 0, p
+
+
+def test_saved_for_backward_counts_activations_not_parameters():
+    """A bias-free Linear saves its input for the weight's gradient (50 x 100 float32 = 20,000 bytes) and its
+    weight for the input's gradient; the weight is a parameter, so only the input counts."""
+    layer, x = torch.nn.Linear(100, 1, bias=False), torch.randn(50, 100)
+    assert bench.saved_for_backward(lambda: layer(x).sum(), layer) * 2**30 == 50 * 100 * 4
+    y = torch.randn(50, 100, dtype=torch.float64)  # exp saves its output: a second, float64 storage
+    assert bench.saved_for_backward(lambda: (layer(x).sum() + (y * layer.weight).exp().sum()), layer) * 2**30 == \
+        50 * 100 * 4 + 50 * 100 * 8 * 2  # y (saved by mul for the weight's grad) and exp's output
+
+
+def test_checkpointing_shrinks_what_backward_keeps(tiny_run, tmp_path):
+    """The diagnostic behind saved_gb: with HF's checkpointing only each layer's input is kept for backward."""
+    with_ckpt = [p for p in tiny_run[0]["phases"] if p["phase"] == "update"][0]
+    without = bench.main(TINY_ARGS + ["--samplers", "torch", "--no-grad-ckpt", "--out", str(tmp_path / "b.json")])
+    without = [p for p in without["phases"] if p["phase"] == "update"][0]
+    assert with_ckpt["grad_ckpt"] and not without["grad_ckpt"]
+    assert 0 < with_ckpt["saved_gb"] < without["saved_gb"] / 3

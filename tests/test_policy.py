@@ -5,7 +5,8 @@ import pytest
 import torch
 from conftest import make_tiny_qwen3
 
-from nano_forkrl.policy import autocast, enable_grad_checkpointing, load_policy, make_sampler, pick_device, pick_dtype
+from nano_forkrl.policy import (autocast, enable_grad_checkpointing, load_policy, make_sampler, pick_device,
+                                pick_dtype, random_policy)
 from nano_forkrl.sampling import TorchSampler
 
 
@@ -32,6 +33,28 @@ def test_load_policy_from_a_local_folder(saved_folder):
     assert model.training and next(model.parameters()).dtype == torch.float32
     assert tok.pad_token_id is not None
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), original.state_dict().values()))
+
+
+def test_random_policy_from_a_config_folder(saved_folder):
+    """"random:DIR" = DIR's architecture and tokenizer with fresh random weights, the same for the same seed."""
+    path, original = saved_folder
+    (path / "model.safetensors").unlink()  # config and tokenizer files are all it needs
+    a, tok = load_policy(f"random:{path}", device="cpu", seed=3)
+    b, _ = load_policy(f"random:{path}", device="cpu", seed=3)
+    c, _ = random_policy(str(path), "cpu", seed=4)
+    assert a.training and a.config.vocab_size == original.config.vocab_size and tok.pad_token_id is not None
+    assert sum(p.numel() for p in a.parameters()) == sum(p.numel() for p in original.parameters())
+    weights = [m.model.layers[0].mlp.up_proj.weight for m in (a, b, c, original)]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+    assert not torch.equal(weights[0], weights[3])
+
+
+def test_random_tiny_has_the_tiny_architecture():
+    from nano_forkrl.tiny import build_tiny_tokenizer, tiny_config
+
+    model, tok = random_policy("tiny", "cpu")
+    assert model.config.hidden_size == tiny_config(len(build_tiny_tokenizer())).hidden_size
+    assert model.config.vocab_size >= len(tok)
 
 
 def test_missing_model_gives_a_clear_error(tmp_path):
