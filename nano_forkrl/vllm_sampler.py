@@ -11,8 +11,9 @@ Targets vLLM 0.26.0 (the build for torch 2.11 / CUDA 13); see the README for oth
   engine the same push pickles every tensor across processes (seconds instead of milliseconds).
 - `gpu_memory_utilization` is the share of GPU memory vLLM may take (weights + KV cache); the rest stays for
   training. 0.35 leaves room for the update of a 0.6B-1.7B model on an 80 GB card.
-- The engine is built from a folder: a hub name or a local path when the policy came from one, else the
-  policy is saved to a temporary folder first (e.g. the tiny model or random-weight benchmark models).
+- The engine starts with random weights (`load_format="dummy"`) from a temporary folder that holds only the
+  policy's config.json and tokenizer, and gets the policy's weights by the same push: no weights are read from
+  disk or the hub twice, and the tiny or random-weight models (no weight files) work the same way.
 - Ids the tokenizer does not know (Qwen3: 151,669..151,935) are excluded with `allowed_token_ids`.
 """
 import os
@@ -36,16 +37,14 @@ class VLLMSampler:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
         self.seed = seed
         self._calls = 0  # per-call seeds derive from (seed, calls): reproducible and resumable
-        source = model.name_or_path if os.path.isdir(str(model.name_or_path)) else None
-        if source is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="nano_forkrl_vllm_")
-            model.save_pretrained(self._tmp.name)
-            tokenizer.save_pretrained(self._tmp.name)
-            source = self._tmp.name
-        # a bf16 engine even when training keeps fp32 master weights
-        self.llm = LLM(model=source, dtype="bfloat16", seed=seed, gpu_memory_utilization=gpu_memory_utilization,
+        self._tmp = tempfile.TemporaryDirectory(prefix="nano_forkrl_vllm_")  # config + tokenizer, no weights
+        model.config.save_pretrained(self._tmp.name)
+        tokenizer.save_pretrained(self._tmp.name)
+        # a bf16 engine even when training keeps fp32 master weights; random ("dummy") until the push below
+        self.llm = LLM(model=self._tmp.name, dtype="bfloat16", load_format="dummy", seed=seed,
+                       gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
                        max_model_len=max_model_len or min(model.config.max_position_embeddings, 32768),
-                       enforce_eager=enforce_eager, enable_prefix_caching=True)
+                       enable_prefix_caching=True)
         self._allowed = list(range(len(tokenizer))) if len(tokenizer) < model.config.vocab_size else None
         self.load_weights(model)  # the engine's copy now equals the policy (rounded to bf16)
 

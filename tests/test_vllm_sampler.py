@@ -1,12 +1,15 @@
 """Tests for nano_forkrl/vllm_sampler.py without a GPU: a stand-in `vllm` module records what the sampler asks
 of the engine (vLLM itself only runs on CUDA; the real engine is exercised on a GPU machine, see README)."""
+import importlib.util
 import sys
 import types
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import make_tiny_qwen3
+from conftest import greedy_rows_equal_up_to_ties, make_tiny_qwen3, tiny_prompts
+from transformers import AutoTokenizer
 
 
 class FakeModel:
@@ -66,6 +69,9 @@ def test_engine_is_built_in_process_in_bf16_and_gets_the_weights(fake_vllm, poli
     import os
     assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
     assert llm.kwargs["dtype"] == "bfloat16" and llm.kwargs["gpu_memory_utilization"] == 0.3
+    assert llm.kwargs["load_format"] == "dummy"  # random until the push: the folder has no weight files
+    assert sorted(p.name for p in Path(llm.source).glob("*.json"))[0] == "config.json"
+    assert not list(Path(llm.source).glob("*.safetensors")) and AutoTokenizer.from_pretrained(llm.source).vocab == tok.vocab
     assert len(llm.model.loaded) == 1 and llm.resets == 1
     assert torch.equal(llm.model.loaded[0]["model.embed_tokens.weight"], model.model.embed_tokens.weight)
     with torch.no_grad():
@@ -100,3 +106,42 @@ def test_seeds_are_reproducible_and_restorable(fake_vllm, policy):
     s.set_rng_state(state)
     s.generate([[1]])
     assert FakeLLM.last.params.seed == first
+
+
+# ---------------------------------------------------------------- the real engine (GPU + vLLM; skipped otherwise)
+needs_vllm = pytest.mark.skipif(not (torch.cuda.is_available() and importlib.util.find_spec("vllm")),
+                                reason="the real vLLM engine needs a GPU and vllm installed (README, 'GPU checks')")
+
+
+@needs_vllm
+def test_cuda_vllm_greedy_equals_torch_sampler_and_follows_weight_pushes():
+    """The issue's two device checks: (1) vLLM's greedy tokens equal TorchSampler's for the same prompts; (2) after
+    a policy update and `load_weights`, vLLM's greedy tokens are the updated policy's (up to bf16 near-ties)."""
+    from nano_forkrl.data import tokenize_prompt_and_output
+    from nano_forkrl.entropy import get_response_log_probs
+    from nano_forkrl.loss import sft_microbatch_train_step
+    from nano_forkrl.policy import load_policy
+    from nano_forkrl.sampling import TorchSampler
+    from nano_forkrl.vllm_sampler import VLLMSampler
+
+    model, tok = load_policy("tiny", device="cuda")
+    prompts, kw = tiny_prompts(32), dict(max_new_tokens=40, temperature=0)
+    vllm_s = VLLMSampler(model, tok, gpu_memory_utilization=0.2, **kw)
+    torch_s = TorchSampler(model, tok, **kw)
+    before = torch_s.generate(prompts)
+    assert greedy_rows_equal_up_to_ties(model, before, vllm_s.generate(prompts)) >= 0.9 * len(prompts)
+
+    target = " 5+4=9. \\boxed{9}"  # teach every prompt one fixed answer: the greedy outputs must change
+    batch = {k: v.cuda() for k, v in tokenize_prompt_and_output(prompts, [target] * len(prompts), tok).items()}
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(80):  # on CPU this takes the loss from 177 to 0.3 and all 32 rows to the target
+        logp = get_response_log_probs(model, batch["input_ids"], batch["labels"])["log_probs"]
+        sft_microbatch_train_step(logp, batch["response_mask"], 1)
+        opt.step()
+        opt.zero_grad()
+    vllm_s.load_weights(model)
+    torch_s.load_weights(model)
+    after_torch, after_vllm = torch_s.generate(prompts), vllm_s.generate(prompts)
+    assert sum(target.strip() in a.text for a in after_torch) >= 0.9 * len(prompts)
+    assert sum(a.response_ids != b.response_ids for a, b in zip(before, after_torch)) >= 0.9 * len(prompts)
+    assert greedy_rows_equal_up_to_ties(model, after_torch, after_vllm) >= 0.9 * len(prompts)
