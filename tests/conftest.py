@@ -1,10 +1,12 @@
 """Shared fixtures: tiny random Qwen3 models (no hub), and the real Qwen3 tokenizer when ../shared is present."""
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
-SHARED_QWEN3 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "qwen3" / "Qwen3-0.6B"
+SHARED_QWEN3 = Path(os.environ.get("NANO_FORKRL_QWEN3_DIR") or  # a copy elsewhere, e.g. on a GPU machine
+                    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "qwen3" / "Qwen3-0.6B")
 
 
 def make_tiny_qwen3(vocab_size=64, hidden_size=32, layers=2, seed=0, tie=True):
@@ -33,3 +35,36 @@ def qwen3_tokenizer():
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(SHARED_QWEN3))
+
+
+# ---------------------------------------------------------------- GPU checks (skipped without CUDA)
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="checks the CUDA path: needs a GPU (README, 'GPU checks')")
+
+
+def tiny_prompts(n=32):
+    """Held-out prompts of the tiny task, as the loop formats them."""
+    from nano_forkrl.data import format_prompt
+    from nano_forkrl.tiny import tiny_problems
+
+    return [format_prompt(p["problem"], "plain") for p in tiny_problems("test", n)]
+
+
+def greedy_rows_equal_up_to_ties(model, rows_a, rows_b, tol=0.25):
+    """Compare two engines' greedy rollouts of the same prompts. bf16 kernels differ in rounding, so two correct
+    engines may pick different tokens where the top two are (nearly) tied; after that their texts legitimately
+    differ. So: at each row's first divergence, the two picked tokens must be within `tol` nats under the
+    float32 `model` given the shared prefix (a near-tie), else the engines disagree. Returns the identical rows."""
+    identical = 0
+    for a, b in zip(rows_a, rows_b, strict=True):
+        assert a.prompt_ids == b.prompt_ids
+        d = next((i for i, (x, y) in enumerate(zip(a.response_ids, b.response_ids)) if x != y), None)
+        if d is None:
+            identical += len(a.response_ids) == len(b.response_ids)
+            continue
+        ids = torch.tensor([list(a.prompt_ids) + list(a.response_ids[:d])], device=next(model.parameters()).device)
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, -1].float(), dim=-1)
+        gap = (logp[a.response_ids[d]] - logp[b.response_ids[d]]).abs().item()
+        assert gap <= tol, f"row diverges at token {d} without a near-tie: log-prob gap {gap:.3f} > {tol}"
+    return identical

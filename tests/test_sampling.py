@@ -1,6 +1,6 @@
 """Tests for nano_forkrl/sampling.py: sample_next, TorchSampler (HF path), Rollout layout."""
 import torch
-from conftest import make_tiny_qwen3
+from conftest import greedy_rows_equal_up_to_ties, make_tiny_qwen3
 
 from nano_forkrl.data import collate_rollouts
 from nano_forkrl.entropy import token_logprobs_and_entropy
@@ -127,3 +127,22 @@ def test_rng_state_round_trip_reproduces_samples():
     s.reseed(5)
     c = s.generate(PROMPTS, n=2)
     assert [r.response_ids for r in a] == [r.response_ids for r in c]
+
+
+def test_greedy_comparison_of_two_engines_accepts_only_near_ties():
+    """conftest.greedy_rows_equal_up_to_ties, which the GPU checks use to compare bf16 engines."""
+    import dataclasses
+
+    import pytest
+    model = make_tiny_qwen3()
+    rs = TorchSampler(model, FullTok(), max_new_tokens=8, temperature=0, fast=False).generate(PROMPTS)
+    assert greedy_rows_equal_up_to_ties(model, rs, rs) == len(PROMPTS)
+    # a divergence at token 3 to the least likely token: a real disagreement, not a tie
+    ids = torch.tensor([rs[0].prompt_ids + rs[0].response_ids[:3]])
+    worst = int(model(input_ids=ids).logits[0, -1].argmin())
+    bad = dataclasses.replace(rs[0], response_ids=rs[0].response_ids[:3] + [worst] + rs[0].response_ids[4:])
+    with pytest.raises(AssertionError, match="diverges at token 3 without a near-tie"):
+        greedy_rows_equal_up_to_ties(model, [bad], rs[:1])
+    with torch.no_grad():  # all logits equal: every token is tied with every other
+        model.lm_head.weight.zero_()
+    assert greedy_rows_equal_up_to_ties(model, [bad], rs[:1]) == 0

@@ -1,9 +1,13 @@
 """Tests for nano_forkrl/train.py: a few-step CPU run end to end, exact resume, the KL wiring.
 
 These use the warm-started tiny model (built once into the tiny cache, about a minute on 2 cores)."""
+import importlib.util
 import json
+import math
 
+import pytest
 import torch
+from conftest import needs_cuda
 
 from nano_forkrl.config import parse_args
 from nano_forkrl.train import train
@@ -55,3 +59,16 @@ def test_resume_after_interruption_reaches_the_same_state(tmp_path):
     assert acc(full) == acc(resumed)
     lines = [json.loads(l)["step"] for l in (b / "metrics.jsonl").read_text().splitlines()]
     assert [s for s in lines if s > 0] == [1, 2, 2, 3, 4, 4]  # steps and evals, nothing duplicated
+
+
+@needs_cuda
+@pytest.mark.parametrize("sampler", ["torch", "vllm"])
+def test_cuda_tiny_preset_steps(tmp_path, sampler):
+    """The loop on a GPU with each sampler: rollout -> old log-probs -> update -> weight push, twice."""
+    if sampler == "vllm" and importlib.util.find_spec("vllm") is None:
+        pytest.skip("vllm is not installed")
+    records = train(parse_args(FAST + ["--steps", "2", "--eval-every", "0", "--device", "cuda", "--sampler", sampler,
+                                       "--out-dir", str(tmp_path)]))
+    steps = [r for r in records if "eval" not in r]
+    assert [r["step"] for r in steps] == [1, 2] and set(steps[-1]["time"]) == {"rollout", "logprobs", "update", "sync"}
+    assert all(math.isfinite(r["loss"]) and r["grad_norm"] > 0 and r["rollout_tok_per_s"] > 0 for r in steps)
