@@ -26,6 +26,13 @@ def _rope(x, cos, sin):
     return x * cos + rotated * sin
 
 
+def kv_rows(config, seq_len, budget_bytes, dtype_bytes=2):
+    """How many rows of `seq_len` tokens (rounded up to a bucket, as the cache is) fit `budget_bytes` of K/V."""
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    per_row = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * dtype_bytes
+    return max(1, int(budget_bytes // (per_row * (-(-seq_len // BUCKET) * BUCKET))))
+
+
 class StaticCacheDecoder:
     def __init__(self, model, batch, max_len):
         cfg, p = model.config, next(model.parameters())

@@ -18,12 +18,17 @@ Two details that bite in practice:
 - Each sampled token's log-prob under the distribution it was drawn from, softmax(z / T) over the
   tokenizer's ids, is returned; tests check it against the teacher-forced log-probs of `entropy.py` (equal
   whenever the model gives the unused ids no mass, as a trained Qwen3 does).
+- The KV cache, not the model, bounds the batch on a GPU: 2 x layers x kv_heads x head_dim x 2 bytes per token
+  (112 KiB for Qwen3-0.6B), so 512 rows of 4,400 tokens would need 240 GiB. On CUDA the rows per forward are
+  capped so that the cache fits `kv_cache_gb` (default: a quarter of the GPU's memory).
 """
 from dataclasses import dataclass, field
 
 import copy
 
 import torch
+
+from nano_forkrl.fastdecode import kv_rows
 
 
 @dataclass
@@ -67,14 +72,18 @@ class TorchSampler:
     """Batched sampling with a KV cache using the policy module itself (so weight sync is free)."""
 
     def __init__(self, model, tokenizer, *, max_new_tokens=256, temperature=1.0, top_p=1.0, batch_size=256,
-                 eos_ids=None, seed=0, fast=None):
+                 eos_ids=None, seed=0, fast=None, kv_cache_gb=None):
         self.tokenizer = tokenizer
         self.model = model
         if next(model.parameters()).device.type == "cuda" and next(model.parameters()).dtype == torch.float32:
             # fp32 master weights train; a bf16 copy decodes (2x less memory traffic per step)
             self.model = copy.deepcopy(model).to(torch.bfloat16).eval()
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
-        self.batch_size = batch_size  # rows per forward; bounds memory of the KV cache
+        self.batch_size = batch_size  # rows per forward, at most; kv_cache_gb may cap it further
+        on_cuda = next(model.parameters()).device.type == "cuda"
+        if kv_cache_gb is None and on_cuda:
+            kv_cache_gb = torch.cuda.get_device_properties(next(model.parameters()).device).total_memory / 4 / 2**30
+        self.kv_cache_gb = kv_cache_gb  # None: no cap (CPU)
         eos = eos_ids if eos_ids is not None else [tokenizer.eos_token_id]
         self.eos_ids = sorted({int(e) for e in eos if e is not None})
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
@@ -110,9 +119,15 @@ class TorchSampler:
         """prompts: strings or token-id lists. Returns len(prompts) * n Rollouts, group-contiguous."""
         prompt_ids = encode_prompts(self.tokenizer, prompts)
         rows = [(i, ids) for i, ids in enumerate(prompt_ids) for _ in range(n)]
+        max_new_tokens = max_new_tokens or self.max_new_tokens
+        per_batch = self.batch_size
+        if self.kv_cache_gb is not None:
+            longest = max(len(ids) for ids in prompt_ids) + max_new_tokens
+            per_batch = min(per_batch, kv_rows(self.model.config, longest, self.kv_cache_gb * 2**30,
+                                               next(self.model.parameters()).element_size()))
         out = []
-        for start in range(0, len(rows), self.batch_size):
-            out += self._generate_rows(rows[start:start + self.batch_size], max_new_tokens or self.max_new_tokens)
+        for start in range(0, len(rows), per_batch):
+            out += self._generate_rows(rows[start:start + per_batch], max_new_tokens)
         return out
 
     def _generate_rows(self, rows, max_new_tokens):
@@ -149,7 +164,7 @@ class TorchSampler:
         for _ in range(max_new_tokens):
             positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
             out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
-                             past_key_values=past, use_cache=True)
+                             past_key_values=past, use_cache=True, logits_to_keep=1)  # not [B, P, V] at prefill
             past = out.past_key_values
             tok, lp = self.pick(out.logits[:, -1, :])
             tok = torch.where(done, torch.full_like(tok, self.pad_id), tok)

@@ -82,3 +82,27 @@ def test_cuda_graph_decoder_on_the_qwen3_0_6b_shape():
     fast = TorchSampler(model, tok, fast=True, **kw).generate(prompts)
     greedy_rows_equal_up_to_ties(model, plain, fast)
     assert all(len(r.response_ids) == 32 and max(r.response_ids) < len(tok) for r in fast)
+
+
+def test_kv_rows_counts_the_cache_by_hand():
+    from transformers import Qwen3Config
+
+    from nano_forkrl.fastdecode import kv_rows
+    cfg = Qwen3Config(num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8, head_dim=128)  # 0.6B
+    per_slot = 2 * 28 * 8 * 128 * 2  # K and V, every layer, bf16: 112 KiB per token
+    assert per_slot == 112 * 1024
+    assert kv_rows(cfg, 4400, 20 * 2**30) == 20 * 2**30 // (per_slot * 4480)  # 4400 slots round up to 35 x 128
+    assert kv_rows(cfg, 4400, 20 * 2**30) == 41
+    assert kv_rows(cfg, 4400, 1) == 1  # never zero rows: one row always decodes
+    assert kv_rows(cfg, 128, per_slot * 128 * 7, dtype_bytes=2) == 7
+
+
+def test_kv_budget_splits_the_batch_without_changing_results():
+    model = make_tiny_qwen3()
+    calls = []
+    capped = TorchSampler(model, CharTok(), max_new_tokens=10, temperature=0, fast=True, seed=1, kv_cache_gb=1e-9)
+    original = capped._generate_rows
+    capped._generate_rows = lambda rows, n: calls.append(len(rows)) or original(rows, n)
+    greedy_free = TorchSampler(model, CharTok(), max_new_tokens=10, temperature=0, fast=True).generate(PROMPTS, n=2)
+    assert [r.response_ids for r in capped.generate(PROMPTS, n=2)] == [r.response_ids for r in greedy_free]
+    assert calls == [1] * 8  # the budget fits one row: eight forwards of one row instead of one of eight
