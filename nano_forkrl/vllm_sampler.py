@@ -38,6 +38,7 @@ class VLLMSampler:
         self.seed = seed
         self._calls = 0  # per-call seeds derive from (seed, calls): reproducible and resumable
         self._tmp = tempfile.TemporaryDirectory(prefix="nano_forkrl_vllm_")  # config + tokenizer, no weights
+        model.config.architectures = model.config.architectures or [type(model).__name__]  # vLLM picks its class by it
         model.config.save_pretrained(self._tmp.name)
         tokenizer.save_pretrained(self._tmp.name)
         # a bf16 engine even when training keeps fp32 master weights; random ("dummy") until the push below

@@ -1,6 +1,7 @@
 """Tests for nano_forkrl/vllm_sampler.py without a GPU: a stand-in `vllm` module records what the sampler asks
 of the engine (vLLM itself only runs on CUDA; the real engine is exercised on a GPU machine, see README)."""
 import importlib.util
+import json
 import sys
 import types
 from pathlib import Path
@@ -70,6 +71,7 @@ def test_engine_is_built_in_process_in_bf16_and_gets_the_weights(fake_vllm, poli
     assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
     assert llm.kwargs["dtype"] == "bfloat16" and llm.kwargs["gpu_memory_utilization"] == 0.3
     assert llm.kwargs["load_format"] == "dummy"  # random until the push: the folder has no weight files
+    assert json.loads((Path(llm.source) / "config.json").read_text())["architectures"] == ["Qwen3ForCausalLM"]
     assert sorted(p.name for p in Path(llm.source).glob("*.json"))[0] == "config.json"
     assert not list(Path(llm.source).glob("*.safetensors")) and AutoTokenizer.from_pretrained(llm.source).vocab == tok.vocab
     assert len(llm.model.loaded) == 1 and llm.resets == 1
