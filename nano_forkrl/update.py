@@ -70,7 +70,9 @@ def policy_step(model, optimizer, batch, *, old_logprobs, advantages, token_mask
     optimizer.zero_grad()
     acc = torch.zeros(len(STAT_NAMES), dtype=torch.float64, device=device)
     for start in range(0, n_seq, micro_batch_size):
-        mb = slice(start, start + micro_batch_size)
+        # rows start..start+micro, columns up to the micro-batch's last real token: padding costs no compute
+        w = resp.shape[1] if attn is None else int(attn[start:start + micro_batch_size].any(0).nonzero().max()) + 1
+        mb = (slice(start, start + micro_batch_size), slice(0, w))
         logp, ent = token_logprobs_and_entropy(
             model, batch["input_ids"][mb].to(device), None if attn is None else attn[mb].to(device),
             labels=batch["labels"][mb].to(device), temperature=temperature, chunk_size=chunk_size, with_grad=True)
@@ -80,7 +82,7 @@ def policy_step(model, optimizer, batch, *, old_logprobs, advantages, token_mask
         # torch.where later drops their value, but a NaN there would still poison the backward pass.
         zero = torch.zeros_like(logp)
         lp, old_lp = torch.where(m, logp, zero), torch.where(m, old[mb], zero)
-        loss_tok, st = clipped_pg_loss(lp, old_lp, adv[mb], eps_low=eps_low, eps_high=eps_high, dual_clip=dual_clip)
+        loss_tok, st = clipped_pg_loss(lp, old_lp, adv[mb[0]], eps_low=eps_low, eps_high=eps_high, dual_clip=dual_clip)
         kl_ref = zero
         if ref is not None:
             kl_ref = kl_k3(lp, torch.where(m, ref[mb], zero))

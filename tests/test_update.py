@@ -244,3 +244,30 @@ def test_bad_arguments(setup):
     with pytest.raises(ValueError):
         policy_step(model, opt, batch, old_logprobs=old, advantages=adv, mask_source="future")
     assert opt.steps == 0
+
+
+def test_micro_batches_are_cut_to_their_longest_row(monkeypatch):
+    """Padding costs no compute: each micro-batch's forward sees only the columns up to its last real token, and
+    the step is the same as one over the full width (right padding: no real token attends to the padding)."""
+    import nano_forkrl.update as update
+
+    batch = make_batch()
+    model = make_tiny_qwen3()
+    widths, real = [], update.token_logprobs_and_entropy
+
+    def spy(model, input_ids, *args, **kwargs):
+        widths.append(input_ids.shape[1])
+        return real(model, input_ids, *args, **kwargs)
+
+    monkeypatch.setattr(update, "token_logprobs_and_entropy", spy)
+    old = torch.randn(len(RESP_LENS), T, generator=torch.Generator().manual_seed(1)) * 0.1 - 2
+    adv = torch.tensor([1.0, -1.0, 0.5, -0.5])
+    mask = batch["response_mask"].clone()
+    grads = []
+    for b in (batch, {k: v for k, v in batch.items() if k != "attention_mask"}):  # no mask: full width
+        opt = GradRecorder(model)
+        stats = policy_step(model, opt, b, old_logprobs=old, advantages=adv, token_mask=mask, micro_batch_size=1)
+        grads.append((stats["loss"], opt.grads))
+    assert widths == [3 + n for n in RESP_LENS] + [T] * 4  # real tokens of each row: prompt + response
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads[0][1], grads[1][1]))
