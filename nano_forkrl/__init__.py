@@ -8,7 +8,8 @@ well as or better than updating on all tokens.
 One concept per module, read in this order:
     data        problems in, token batches out
     sampling    rollouts (TorchSampler on CPU/GPU; fastdecode = its CUDA path; vllm_sampler on GPU)
-    verify      is the answer right? -> reward (latex: LaTeX answers to canonical form and sympy)
+    extract     which part of a response is the final answer
+    verify      is the answer right? -> reward (latex: LaTeX to canonical form; symbolic: to sympy)
     advantage   group-normalised advantages, DAPO dynamic sampling and overlong shaping
     rollouts    the prompt stream and dynamic sampling for one step
     entropy     per-token log-probs and entropy, chunked over tokens

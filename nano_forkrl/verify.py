@@ -2,13 +2,15 @@
 
     r(response, gold) = correct if is_equivalent(extract_answer(response), gold) else wrong
 
-A verifier that says "equal" too easily is a reward-hacking hole: every rule errs towards "not equal". It compares
+extract.py finds the committed answer; this module decides whether it equals gold. A verifier that says "equal"
+too easily is a reward-hacking hole: every rule errs towards "not equal". It compares
   1. canonical strings (latex.normalize; "%" is dropped, so 10\\% == 10 != 0.1), then
   2. structures (latex.structure): tuples, intervals, matrices in order and with the same brackets; sets,
      comma lists ("1, 2" == "2,1") and unions of intervals as multisets of the same length, then
   3. elements: integers exactly; with a decimal or an irrational up to a relative error of 1e-6 (0.333 != 1/3,
-     0.3333333 == 1/3); else with sympy: expand(a-b) == 0 or simplify(a-b) == 0.
-Time bound: cheap guards first (answers over MAX_CHARS are rejected; latex.to_sympy refuses numbers of over
+     0.3333333 == 1/3); else with sympy: expand(a-b) == 0 or simplify(a-b) == 0. Equations and inequalities
+     need the same relations in the same order ("5 >= x" reads "x <= 5") and equal sides: y = 2x is not 2x = y.
+Time bound: cheap guards first (answers over MAX_CHARS are rejected; symbolic.to_sympy refuses numbers of over
 1e5 digits before sympy evaluates them), then the sympy part under a hard limit: SIGALRM (setitimer) in the main
 thread, which interrupts Python code; in other threads (signals are main-thread only) a forked child process
 (spawn off Linux) that is killed at the deadline. Timeouts and errors count as "not equal": nothing raises.
@@ -23,52 +25,15 @@ from fractions import Fraction
 
 import sympy
 
-from .latex import closing, normalize, structure, to_sympy
+from .extract import extract_answer  # which part of a response is the answer (still importable from here)
+from .latex import normalize, structure
+from .symbolic import to_sympy
 
 MAX_CHARS = 1000  # a longer "answer" is not an answer
 REL_TOL = Fraction(1, 10**6)
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)")
 _WORD = re.compile(r"[a-z]{2,}")  # "east": text, not the product e*a*s*t (which would equal "seat")
-_BOXED = re.compile(r"\\(?:boxed|fbox)(?=[\s{])\s*")
-_MARKER = re.compile(r"####|\banswer\s*(?:is\b|:)", re.IGNORECASE)
-
-
-# ---------------------------------------------------------------- extraction
-def _last_boxed(text):
-    """Content of the last \\boxed{...} (nested braces) or \\boxed 7; None if absent or unbalanced."""
-    found = list(_BOXED.finditer(text))
-    if not found:
-        return None
-    i = found[-1].end()
-    if not text.startswith("{", i):
-        return re.match(r"[^\s$]*", text[i:])[0]
-    j = closing(text, i)
-    return text[i + 1:j] if j > 0 else None
-
-
-def _after_marker(text):
-    """What follows the last answer marker, to the end of its line or sentence, without $ and period."""
-    found = list(_MARKER.finditer(text))
-    rest = text[found[-1].end():].lstrip(" :*").split("\n")[0] if found else ""
-    math = re.match(r"\s*\$+([^$]*)\$", rest)  # "The answer is $x = 5$, since ..."
-    return math[1] if math else re.split(r"\.(?:\s|$)", rest)[0].strip(" *$")
-
-
-def extract_answer(text):
-    """The committed final answer in a response, or None. Only the text after the LAST </think> counts (an
-    unclosed <think> = no answer), inside the last <answer>...</answer> if any (CS336 format); in it the last
-    \\boxed{..} / \\fbox{..} / "\\boxed 7", else the last "#### 72" / "answer is ..." / "Answer: ..." marker."""
-    if not isinstance(text, str):
-        return None
-    if "</think>" in text:
-        text = text.rsplit("</think>", 1)[1]
-    elif "<think>" in text:
-        return None  # still thinking: never committed to an answer
-    before, closed, _ = text.rpartition("</answer>")  # the last <answer>...</answer> block (no regex: linear)
-    tagged = bool(closed) and "<answer>" in before
-    text = before.rpartition("<answer>")[2] if tagged else text
-    candidates = (_last_boxed(text), _after_marker(text), text if tagged else None)  # in order of priority
-    return next((c.strip() for c in candidates if c and c.strip()), None)
+_RELATION = re.compile(r"(<=|>=|≠|=|<|>)")  # latex.normalize wrote \leq as <=, \ne as ≠
 
 
 # ---------------------------------------------------------------- structured answers
@@ -99,12 +64,21 @@ def _close(x, y):
 def _scalar_equal(a, b):
     if a == b or _WORD.fullmatch(a) or _WORD.fullmatch(b):
         return a == b  # words compare as text (normalize lower-cased them)
-    if "=" in a or "=" in b:  # equations: side by side
-        return a.count("=") == b.count("=") == 1 and all(map(_scalar_equal, a.split("="), b.split("=")))
+    sides_a, sides_b = _oriented(_RELATION.split(a)), _oriented(_RELATION.split(b))
+    if len(sides_a) > 1 or len(sides_b) > 1:  # equations and inequalities: same relations, equal sides in order
+        same = len(sides_a) == len(sides_b) and sides_a[1::2] == sides_b[1::2] and "" not in sides_a + sides_b
+        return same and all(map(_scalar_equal, sides_a[::2], sides_b[::2]))
     if _NUMBER.fullmatch(a) and _NUMBER.fullmatch(b):
         x, y = Fraction(a), Fraction(b)
         return x == y if x.denominator == y.denominator == 1 else _close(x, y)  # integers: exactly
     return _sympy_equal(to_sympy(a), to_sympy(b))
+
+
+def _oriented(parts):
+    """[sides and relations] of "a > b > c" read as "c < b < a", so that only <, <=, =, ≠ need comparing."""
+    if set(parts[1::2]) & {">", ">="} and not set(parts[1::2]) & {"<", "<="}:
+        return [{">": "<", ">=": "<="}.get(p, p) if k % 2 else p for k, p in enumerate(parts)][::-1]
+    return parts
 
 
 def _sympy_equal(x, y):
@@ -125,17 +99,21 @@ class _Timeout(BaseException):  # not an Exception: sympy's own "except Exceptio
 
 
 def _with_alarm(fn, args, timeout):
-    """Main thread: SIGALRM stops fn after timeout seconds (it interrupts Python code, not one long C call)."""
+    """Main thread: SIGALRM stops fn after timeout seconds (it interrupts Python code, not one long C call). The
+    alarm repeats every 50 ms: one raised inside a __del__ or a gc callback is swallowed by Python, the next is not."""
     old_handler = signal.signal(signal.SIGALRM, _Timeout.handler)  # ValueError outside the main interpreter
     try:
-        try:
-            signal.setitimer(signal.ITIMER_REAL, max(timeout, 1e-3))  # 0 would mean "no alarm"
-            return fn(*args)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_REAL, max(timeout, 1e-3), 0.05)  # 0 would mean "no alarm"
+        return fn(*args)
     except (_Timeout, Exception):
         return False
     finally:
+        while True:  # an alarm may still land before the timer is off: retry until it is
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                break
+            except _Timeout:
+                continue
         signal.signal(signal.SIGALRM, old_handler)
 
 
@@ -191,9 +169,14 @@ def reward(response, gold, *, correct=1.0, wrong=0.0, timeout=1.0):
 
 
 def r1_zero_reward_fn(response, ground_truth, fast=True):
-    """CS336 (spring 2025) name and signature: {"format_reward", "answer_reward", "reward"}, each 0.0 or 1.0.
-    Format = an answer could be extracted; ground_truth may also be a number or a list of accepted answers."""
+    """CS336 (spring 2025) name, signature and rules, for the R1-zero prompt ("... </think> <answer> ... </answer>").
+    Format: the response contains "</think> <answer>" and "</answer>"; without it every reward is 0 (a bare
+    \\boxed{} answer too). With it: format 1, and answer = reward = 1 if the tagged answer (its last \\boxed{} if
+    any) is right. ground_truth: a string, a number or a list of accepted answers. `fast`: accepted, unused
+    (this verifier has one mode). The training loop uses `reward`, which takes the answer in any format."""
+    if not (isinstance(response, str) and "</think> <answer>" in response and "</answer>" in response):
+        return {"format_reward": 0.0, "answer_reward": 0.0, "reward": 0.0}
     golds = ground_truth if isinstance(ground_truth, (list, tuple)) else [ground_truth]
     pred = extract_answer(response)
     right = pred is not None and any(is_equivalent(pred, str(g) if isinstance(g, (int, float)) else g) for g in golds)
-    return {"format_reward": float(pred is not None), "answer_reward": float(right), "reward": float(right)}
+    return {"format_reward": 1.0, "answer_reward": float(right), "reward": float(right)}

@@ -1,12 +1,7 @@
-"""Tests for nano_forkrl.latex: canonical strings, structures, LaTeX -> sympy, and the size guard."""
-import time
-
+"""Tests for nano_forkrl.latex: canonical strings and structures."""
 import pytest
-import sympy
 
-from nano_forkrl.latex import closing, latex_to_python, normalize, split_top, structure, to_sympy
-
-x, y, n = sympy.symbols("x y n")
+from nano_forkrl.latex import closing, normalize, split_top, structure
 
 
 @pytest.mark.parametrize("raw, canonical", [
@@ -45,9 +40,35 @@ x, y, n = sympy.symbols("x y n")
     ("5.", "5"),
     ("3.83e35", r"3.83\times10^{35}"),
     ("-2e-5", r"-2\times10^{-5}"),
-    (r"\(5\)", "(5)"),
+    (r"\(5\)", "5"),  # math delimiters around the whole answer
     (r"a\ b", "ab"),
     (r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"\begin{pmatrix}1\\2\end{pmatrix}"),
+    (r"\[ \frac{2}{7}. \]", r"\frac{2}{7}"),  # display-math delimiters and the sentence's period
+    (r"\( (4, -9) \)", "(4,-9)"),
+    (r"\boxed{\frac{3}{11}}", r"\frac{3}{11}"),
+    (r"\boxed{1}+\boxed{2}", r"\boxed{1}+\boxed{2}"),  # not one box around everything
+    (r"\(5\) and \(6\)", "(5),(6)"),  # two inline formulas: not one delimited answer
+    (r"\frac{7}{8},", r"\frac{7}{8}"),
+    ("2,4,6,...", "2,4,6,..."),  # an ellipsis is not punctuation
+    (r"\\dfrac{5}{6}", r"\frac{5}{6}"),  # an escaped backslash before a command
+    (r"\cfrac{2}{9}", r"\frac{2}{9}"),
+    (r"48\textnormal{ feet}", "48"),
+    ("27{, }315", "27315"),
+    ("27, 315", "27,315"),  # a comma and a space separate two answers
+    ("0,375", "0,375"),  # no thousand starts with a lone 0
+    (r"y \geq 3", "y>=3"),
+    (r"a \leqslant b", "a<=b"),
+    (r"t \ne 1", "t≠1"),
+    (r"\left( 1, 2 \right)", "(1,2)"),  # \left is not \le
+    ("(a,b)=(6,-1)", "(6,-1)"),
+    ("t=3, t=-8", "3,-8"),  # the values of one variable
+    ("t=3, s=-8", "t=3,s=-8"),  # different labels stay
+    ("2; 7", "2,7"),
+    ("(3,1)or(1,3)", "(3,1),(1,3)"),
+    ("{5, 8}", "5,8"),  # a bare brace group is invisible in LaTeX
+    ("6 2/7", r"(6+\frac{2}{7})"),
+    ("-6 2/7", r"-(6+\frac{2}{7})"),
+    (r"-3\frac{1}{4}", r"-(3+\frac{1}{4})"),
 ])
 def test_normalize(raw, canonical):
     assert normalize(raw) == canonical
@@ -77,74 +98,7 @@ def test_closing_and_split_top():
     (r"\begin{pmatrix}1\\2\end{pmatrix}", ("tuple", "()", ["1", "2"])),  # column vector
     (r"\begin{pmatrix}1&2\\3&4\end{pmatrix}", ("tuple", "2x2,2", ["1", "2", "3", "4"])),
     (r"\begin{bmatrix}1&2&3\end{bmatrix}", ("tuple", "1x3", ["1", "2", "3"])),
+    (r"[\begin{array}{cc}5&6\\7&8\end{array}]", ("tuple", "2x2,2", ["5", "6", "7", "8"])),  # \left[ matrix \right]
 ])
 def test_structure(s, expected):
     assert structure(s) == expected
-
-
-@pytest.mark.parametrize("latex, expected", [
-    (r"\frac{1}{2}", sympy.Rational(1, 2)),
-    (r"\frac12", sympy.Rational(1, 2)),
-    (r"\frac9{19}", sympy.Rational(9, 19)),
-    (r"\frac{\sqrt{3}}{3}", sympy.sqrt(3) / 3),
-    (r"\sqrt2", sympy.sqrt(2)),
-    (r"11\sqrt2", 11 * sympy.sqrt(2)),
-    (r"\sqrt[3]{x}", x ** sympy.Rational(1, 3)),
-    (r"2\pi", 2 * sympy.pi),
-    (r"3x", 3 * x),
-    (r"xy", x * y),
-    (r"x^2+3x", x**2 + 3 * x),
-    (r"x^{10}", x**10),
-    (r"2^{3^{2}}", 512),
-    (r"5!", 120),
-    (r"(n+1)!", sympy.factorial(n + 1)),
-    (r"\binom{10}{3}", 120),
-    (r"-2+7i", -2 + 7 * sympy.I),
-    (r"e^{i\pi}", -1),
-    (r"\ln e", 1),
-    (r"\log_28", 3),
-    (r"\cot x", sympy.cot(x)),
-    (r"|x-1|", sympy.Abs(x - 1)),
-    (r"\lfloor 2.5 \rfloor", 2),
-    (r"x_1+x_{2}", sympy.Symbol("x_1") + sympy.Symbol("x_2")),
-    (r"2\cdot 3\times 4", 24),
-    (r"\infty", sympy.oo),
-    (r"\alpha\beta", sympy.Symbol("alpha") * sympy.Symbol("beta")),
-    (r"(137+\frac{1}{2})", sympy.Rational(275, 2)),
-    (r"\text{x}+1", x + 1),
-])
-def test_to_sympy(latex, expected):
-    got = to_sympy(latex)
-    assert got == expected or sympy.simplify(got - expected) == 0
-
-
-@pytest.mark.parametrize("bad", [
-    r"\frac{1}{2", r"\frac", r"\sqrt", "x=", "1,2", r"\unknowncommand{3}", "204_5", "'", r"\\", "",
-    "(" * 300 + "1" + ")" * 300,
-])
-def test_to_sympy_rejects_garbage(bad):
-    assert to_sympy(bad) is None
-
-
-@pytest.mark.parametrize("huge", [
-    r"9^{9^{9^9}}", r"9^{9^9}", r"2^{10^{6}}", r"10^{100001}", r"100000!", r"(10!)!", r"2^{10!}",
-    r"\binom{10^9}{5}", r"x^{10^{9}}", r"0.5^{10^9}", r"(1+x)^{9^{9^9}}",
-])
-def test_too_big_numbers_are_refused_before_evaluation(huge):
-    start = time.perf_counter()
-    assert to_sympy(huge) is None
-    assert time.perf_counter() - start < 5.0  # generous: it is ~1 ms, computing any of these takes minutes
-
-
-@pytest.mark.parametrize("ok", [r"2^{100}", r"10^{99999}", r"1^{10^{9}}", r"(-1)^{10^{9}}", r"1000!", r"(3!)!"])
-def test_large_but_reasonable_numbers_are_kept(ok):
-    assert to_sympy(ok) is not None
-
-
-def test_latex_to_python_is_plain_python_syntax():
-    code = latex_to_python(r"\frac{2\pi}{3}")
-    assert "pi" in code and "/" in code
-    with pytest.raises((ValueError, KeyError)):
-        latex_to_python(r"\frac{1}{2")
-    with pytest.raises((ValueError, KeyError)):
-        latex_to_python("a=b")

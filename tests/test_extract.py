@@ -1,0 +1,81 @@
+"""Tests for nano_forkrl.extract: which part of a response is the committed final answer (box, list of boxes,
+marker, <answer> tags, </think>), and that junk of any size gives None quickly."""
+import time
+
+import pytest
+
+from nano_forkrl.extract import extract_answer
+from nano_forkrl.verify import extract_answer as extract_answer_from_verify
+
+NEVER_HANGS_S = 10.0  # generous bound for "returns quickly"
+
+
+def short(value):
+    """Readable test ids for huge adversarial strings."""
+    return repr(value)[:40]
+
+
+@pytest.mark.parametrize("response, expected", [
+    (r"so the result is \boxed{\frac{1}{2}}.", r"\frac{1}{2}"),
+    (r"first \boxed{1}, finally \boxed{2}", "2"),  # the last box wins
+    (r"\boxed{\{1,2\}}", r"\{1,2\}"),
+    (r"\boxed{\frac{\sqrt{3}}{\left(2\right)}}", r"\frac{\sqrt{3}}{\left(2\right)}"),  # nested braces
+    (r"$\boxed 7$", "7"),
+    (r"\fbox{3}", "3"),
+    ("#### 72", "72"),
+    ("so she pays 3 + 4 = 7 dollars\n#### 1,000", "1,000"),
+    ("The answer is 5.", "5"),
+    ("The answer is 3.5 cm. Done.", "3.5 cm"),
+    ("The final answer is $\\frac{3}{4}$. I hope it is correct.", r"\frac{3}{4}"),
+    ("Answer: (B)", "(B)"),
+    ("**Final Answer:** 42", "42"),
+    ("answer is:   -3\nmore text", "-3"),
+    ("Answer: $x = 5$, since ...", "x = 5"),
+    ("The answer is 4. Later: the answer is 6.", "6"),  # last marker wins
+    (r"The answer is 4, i.e. \boxed{5}. Answer: 6", "5"),  # a box beats any marker
+    (r"<think>maybe \boxed{3}</think> The answer is 4", "4"),  # only after </think>
+    (r"<think>a</think><think>b</think> \boxed{9}", "9"),  # the LAST </think>
+    ("</think> <answer>5</answer>", "5"),  # CS336 format
+    (r"</think> <answer>\boxed{6}</answer>", "6"),
+    (r"\boxed{1} </think> <answer> 7 </answer>", "7"),
+    (r"The roots are \boxed{-3} and \boxed{4}.", "-3, 4"),  # boxes in a row form one list
+    (r"\boxed{2}, \boxed{5}, \boxed{11}", "2, 5, 11"),
+    (r"\(\boxed{(1, 4)}\) \quad \text{and} \quad \(\boxed{(4, 1)}\)", "(1, 4), (4, 1)"),
+    (r"$x = \boxed{-3}$ and $y = \boxed{4}$", "4"),  # words between the boxes: not one list
+    (r"$$\boxed{6}$$ \boxed{9}", "9"),  # no separator: the last box only
+    (r"\boxed{2\frac12} or \boxed{\frac52}", r"\frac52"),  # "or": two forms of one answer
+    (r"first \boxed{7}. Then \boxed{8}", "8"),
+    (r"\boxed{\boxed{1}, \boxed{2}}", "1, 2"),
+    ("x" * 100_000 + r" \boxed{1}", "1"),
+    ("<answer>" * 12_500 + "</answer> <answer>2</answer>", "2"),
+], ids=short)
+def test_extract_answer(response, expected):
+    assert extract_answer(response) == expected
+
+
+@pytest.mark.parametrize("response", [
+    r"<think> still thinking \boxed{3}",  # unclosed <think>: never committed
+    r"<think>\boxed{3}</think>",  # the box is inside the thinking only
+    "no answer here: 42",
+    "",
+    r"\boxed{}",
+    r"\boxed{x",  # unbalanced, and no marker
+    r"\boxed{" * 30_000,
+    r"\boxed{1}, \boxed{2" + ", \boxed{3}" * 20_000,  # the last box is unbalanced
+    "<answer>" * 12_500, "answer is " * 10_000, "#### " * 20_000, "\\boxed " * 14_000, "$" * 100_000,
+    None, 123, b"\\boxed{1}", ["\\boxed{1}"],
+], ids=short)
+def test_extract_answer_none(response):
+    start = time.perf_counter()
+    assert extract_answer(response) is None
+    assert time.perf_counter() - start < NEVER_HANGS_S  # linear time, also on 100k-character junk
+
+
+def test_long_list_of_boxes_is_linear_and_joined():
+    start = time.perf_counter()
+    assert extract_answer(r"\boxed{1}, " * 20_000 + r"\boxed{2}") == "1, " * 20_000 + "2"
+    assert time.perf_counter() - start < NEVER_HANGS_S
+
+
+def test_still_importable_from_verify():
+    assert extract_answer_from_verify is extract_answer
