@@ -106,15 +106,15 @@ class StaticCacheDecoder:
 
 
 def _decoder(sampler, batch, max_len):
-    """Reuse the cache and captured graphs across calls of the same shape (training repeats its shape every
-    step; evaluation has another): graphs point at the decoding weights, which `load_weights` updates in place."""
-    cache = sampler._decoders
+    """Reuse the cache and captured graphs across calls of the same shape (the tiny task repeats its shape every
+    step): graphs point at the decoding weights, which `load_weights` updates in place. Only ONE shape is kept,
+    freed before the next is built: the KV cache is the big allocation (up to the sampler's kv_cache_gb), and
+    it stays allocated through the policy update that follows the rollouts."""
     key = (batch, -(-max_len // BUCKET) * BUCKET)
-    if key not in cache:
-        if len(cache) >= 2:  # keep at most two shapes alive (their KV caches are the big allocation)
-            cache.pop(next(iter(cache)))
-        cache[key] = StaticCacheDecoder(sampler.model, batch, max_len)
-    return cache[key]
+    if key not in sampler._decoders:
+        sampler._decoders.clear()
+        sampler._decoders[key] = StaticCacheDecoder(sampler.model, batch, max_len)
+    return sampler._decoders[key]
 
 
 @torch.no_grad()

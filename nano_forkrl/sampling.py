@@ -92,7 +92,7 @@ class TorchSampler:
         self.generator = torch.Generator(device=device).manual_seed(seed)
         # fast=None: the static-cache CUDA-graph decoder on CUDA, the plain HF call elsewhere
         self.fast = (device.type == "cuda") if fast is None else fast
-        self._decoders = {}  # fastdecode's KV caches and CUDA graphs, by batch shape
+        self._decoders = {}  # fastdecode's KV cache and CUDA graphs, for the last batch shape
 
     def reseed(self, seed):
         """Restart the sampling RNG (evaluation uses a fixed seed so scores are comparable across steps)."""

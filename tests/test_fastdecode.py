@@ -106,3 +106,15 @@ def test_kv_budget_splits_the_batch_without_changing_results():
     greedy_free = TorchSampler(model, CharTok(), max_new_tokens=10, temperature=0, fast=True).generate(PROMPTS, n=2)
     assert [r.response_ids for r in capped.generate(PROMPTS, n=2)] == [r.response_ids for r in greedy_free]
     assert calls == [1] * 8  # the budget fits one row: eight forwards of one row instead of one of eight
+
+
+def test_one_decoder_is_kept_and_reused_for_its_shape():
+    model = make_tiny_qwen3()
+    s = TorchSampler(model, CharTok(), max_new_tokens=10, temperature=0, fast=True)
+    s.generate(PROMPTS)
+    (key, first), = s._decoders.items()
+    s.generate(PROMPTS)
+    assert s._decoders == {key: first}  # same shape: the same cache (and, on CUDA, the same graphs)
+    s.generate(PROMPTS, n=2)  # twice the rows: a new shape replaces the old one
+    (key2, second), = s._decoders.items()
+    assert key2 == (2 * key[0], key[1]) and second is not first
