@@ -155,7 +155,7 @@ def main(argv=None):
     from nano_forkrl.verify import reward  # lazy, like evaluate below: sympy is only needed here
 
     tiny = args.model == "tiny" or args.bench == "tiny"
-    bench, template = args.bench or ("tiny" if tiny else "math500"), args.template or ("plain" if tiny else "r1-zero")
+    bench, template = args.bench or ("tiny" if tiny else "math500"), args.template or ("plain" if tiny else "boxed")
     max_new = args.max_new_tokens or (48 if tiny else 2048)
     model, tok = load_policy(args.model, args.device, args.dtype)
     problems = tiny_problems("test", args.n) if bench == "tiny" else load_problems(bench, limit=args.n)

@@ -22,7 +22,7 @@ class Config:
     model: str = "tiny"                  # hub name, local folder, or "tiny"
     train_data: str = "tiny"             # load_problems source, or "tiny" (synthetic arithmetic)
     eval_data: str = "tiny"              # vendored set name / path, or "tiny" (held-out arithmetic)
-    template: str = "plain"              # plain | r1-zero | qwen-chat | qwen-chat-nothink
+    template: str = "plain"              # plain | boxed | r1-zero | qwen-chat | qwen-chat-nothink
     eval_n: int = 200                    # problems per evaluation (0 = all)
     eval_k: int = 4                      # samples per problem: avg@k, pass@k
     eval_every: int = 25                 # steps between evaluations (0 = only at start and end)
@@ -75,7 +75,7 @@ class Config:
 
 def _qwen3(name, max_new_tokens, buffer):
     return dict(model=f"Qwen/{name}-Base", train_data="BytedTsinghua-SIA/DAPO-Math-17k", eval_data="aime24",
-                template="r1-zero", eval_n=0, eval_k=16, eval_every=20, steps=200, prompts_per_step=64,
+                template="boxed", eval_n=0, eval_k=16, eval_every=20, steps=200, prompts_per_step=64,
                 group_size=16, max_new_tokens=max_new_tokens, overlong_buffer=buffer, lr=1e-6,
                 weight_decay=0.1, mini_batch_prompts=16, micro_batch_size=8, chunk_size=2048, grad_ckpt=True,
                 out_dir=f"runs/{name.lower()}", save_every=10)
@@ -89,7 +89,7 @@ PRESETS = {
     "qwen3-8b": _qwen3("Qwen3-8B", 8192, 2048),
 }
 
-CHOICES = {"template": ("plain", "r1-zero", "qwen-chat", "qwen-chat-nothink"), "sampler": ("auto", "torch", "vllm"),
+CHOICES = {"template": ("plain", "boxed", "r1-zero", "qwen-chat", "qwen-chat-nothink"), "sampler": ("auto", "torch", "vllm"),
            "advantage": ("grpo", "drgrpo"), "mask_mode": ("top", "bottom", "random"),
            "mask_source": ("rollout", "current"),
            "loss_agg": ("token-mean", "token-mean-all", "seq-mean-token-mean", "constant")}

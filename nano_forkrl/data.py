@@ -14,12 +14,16 @@
    bool masks); the loop moves them with `.to(device)`, and nothing else differs on CUDA.
 """
 import json
+import re
 from itertools import chain, islice
 from pathlib import Path
 
 import torch
 
+from nano_forkrl.extract import boxed_answer
+
 EVALSETS_DIR = Path(__file__).parent / "evalsets"
+_DAPO_WRAPPER = re.compile(r"\ASolve the following math problem.*?\n\n|\n\nRemember to put your answer.*\Z", re.S)
 VENDORED = ("aime24", "aime25", "amc23", "math500", "gsm8k")  # byte copies of ../shared/data/eval, see PROVENANCE.md
 
 
@@ -96,15 +100,16 @@ def _to_problem(row, where, fallback_id):
     if not isinstance(row, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
     problem = _first(row, "problem", "question", "prompt")
-    if isinstance(problem, list):  # DAPO: a list of chat messages; the problem is the user turn
-        problem = next((m.get("content") for m in problem if m.get("role") == "user"), None)
+    if isinstance(problem, list):  # DAPO: a list of chat messages; the problem is the user turn, without DAPO's
+        problem = next((m.get("content") for m in problem if m.get("role") == "user"), None)  # "Answer:" wrapper
+        problem = _DAPO_WRAPPER.sub("", problem) if isinstance(problem, str) else problem  # (our template asks)
     if not isinstance(problem, str):
         raise DataError(f"{where}: missing problem (need a string 'problem', 'question' or user 'prompt' message)")
     answer = _first(row, "answer")
     if answer is None and isinstance(row.get("reward_model"), dict):  # DAPO
         answer = row["reward_model"].get("ground_truth")
     if answer is None and isinstance(row.get("solution"), str):  # MATH raw: the last \boxed{} of the solution
-        answer = _last_boxed(row["solution"])
+        answer = boxed_answer(row["solution"])
     elif isinstance(answer, str) and "####" in answer:  # GSM8K raw: "... #### 1,080" -> "1080"
         answer = answer.rsplit("####", 1)[1].replace(",", "")
     if isinstance(answer, float) and answer.is_integer():  # 27.0 -> "27", as AIME/AMC answers are written
@@ -127,24 +132,17 @@ def _first(row, *keys):
     return next((row[k] for k in keys if row.get(k) is not None), None)
 
 
-def _last_boxed(text):
-    """Content of the last \\boxed{...} in `text` (braces balanced), or None."""
-    found = text.rfind("\\boxed{")
-    depth, start = 1, found + len("\\boxed{")
-    for i in range(start, len(text) if found >= 0 else 0):
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        if depth == 0:
-            return text[start:i]
-    return None
-
-
 # Prompt templates. "{problem}" is replaced literally (str.replace, so braces such as \boxed{} are safe).
 QWEN_MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 TEMPLATES = {
     # base models: a plain-text dialogue ending in the "Assistant:" cue; the model continues with its reasoning
-    "r1-zero": ("Below, a User asks a math question and an Assistant answers it. The Assistant first works "
-                "through the problem step by step, showing its reasoning, and then gives the final answer "
-                "in \\boxed{}.\nUser: {problem}\nAssistant:"),
+    "boxed": ("Below, a User asks a math question and an Assistant answers it. The Assistant first works "
+              "through the problem step by step, showing its reasoning, and then gives the final answer "
+              "in \\boxed{}.\nUser: {problem}\nAssistant:"),
+    # the R1-Zero format that CS336's r1_zero_reward_fn checks: the response ends "</think> <answer>...</answer>"
+    "r1-zero": ("A User asks a question and the Assistant solves it. The Assistant reasons first, inside <think> "
+                "</think>, then states the answer inside <answer> </answer>: <think> reasoning </think> <answer> "
+                "answer </answer>.\nUser: {problem}\nAssistant: <think>"),
     # Qwen3 chat models: this is the user message, rendered by the tokenizer's chat template (format_prompt)
     "qwen-chat": "{problem}\n" + QWEN_MATH_INSTRUCTION,
     "qwen-chat-nothink": "{problem}\n" + QWEN_MATH_INSTRUCTION,
@@ -153,7 +151,7 @@ TEMPLATES = {
 _CHAT_THINKING = {"qwen-chat": True, "qwen-chat-nothink": False}  # chat templates -> enable_thinking
 
 
-def format_prompt(problem, template="r1-zero", tokenizer=None):
+def format_prompt(problem, template="boxed", tokenizer=None):
     """Prompt text for one problem. The chat templates need the tokenizer. "-nothink" renders Qwen3's empty
     <think></think> block, so the model answers without thinking."""
     if template not in TEMPLATES:

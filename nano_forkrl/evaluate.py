@@ -58,7 +58,7 @@ def main(argv=None):
                          "'tiny' for the tiny model, else math500)")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--n", type=int, default=None, help="only the first N problems")
-    ap.add_argument("--template", default=None, help="plain | r1-zero | qwen-chat | qwen-chat-nothink")
+    ap.add_argument("--template", default=None, help="plain | boxed | r1-zero | qwen-chat | qwen-chat-nothink")
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--max-new-tokens", type=int, default=None)
@@ -72,7 +72,7 @@ def main(argv=None):
 
     tiny = args.model == "tiny" or args.bench == "tiny"
     bench = args.bench or ("tiny" if tiny else "math500")
-    template = args.template or ("plain" if tiny else "r1-zero")
+    template = args.template or ("plain" if tiny else "boxed")
     max_new = args.max_new_tokens or (64 if tiny else 4096)
     model, tokenizer = load_policy(args.model, args.device)
     if bench == "tiny":

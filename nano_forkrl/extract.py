@@ -47,6 +47,12 @@ def _box_run(text):
     return run
 
 
+def boxed_answer(text):
+    """The last \\boxed{} of `text`, or the run of boxes that ends it joined as one list ("3, 5"); None if none."""
+    boxes = [b.strip() for b in _box_run(text) or [] if b.strip()]
+    return ", ".join(boxes) or None
+
+
 def _after_marker(text):
     """What follows the last answer marker, to the end of its line or sentence, without $ and period."""
     found = list(_MARKER.finditer(text))
@@ -66,6 +72,5 @@ def extract_answer(text):
     before, closed, _ = text.rpartition("</answer>")  # the last <answer>...</answer> block (no regex: linear)
     tagged = bool(closed) and "<answer>" in before
     text = before.rpartition("<answer>")[2] if tagged else text
-    boxes = [b.strip() for b in _box_run(text) or [] if b.strip()]
-    candidates = (", ".join(boxes), _after_marker(text), text if tagged else None)  # in order of priority
+    candidates = (boxed_answer(text), _after_marker(text), text if tagged else None)  # in order of priority
     return next((c.strip() for c in candidates if c and c.strip()), None)

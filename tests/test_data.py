@@ -110,8 +110,8 @@ def test_math_raw_layout_takes_last_boxed_with_nested_braces(tmp_path):
         {"problem": "P2", "solution": "So $x \\in \\boxed{\\{1,2\\}}$"},
     ])
     assert [p["answer"] for p in load_problems(f)] == ["\\frac{1}{2}", "\\{1,2\\}"]
-    assert data._last_boxed("no box here") is None
-    assert data._last_boxed("\\boxed{unclosed") is None
+    assert data.boxed_answer("no box here") is None
+    assert data.boxed_answer("\\boxed{unclosed") is None
 
 
 def test_dapo_layout_jsonl_and_parquet(tmp_path):
@@ -121,7 +121,9 @@ def test_dapo_layout_jsonl_and_parquet(tmp_path):
              "reward_model": {"ground_truth": "12", "style": "rule-lighteval/MATH_v2"},
              "extra_info": {"index": "9a9b6eb4-a1cb-49d1-8c1e-62eaf2f74079"}},
             {"data_source": "math_dapo",
-             "prompt": [{"role": "user", "content": "Second"}],
+             "prompt": [{"role": "user", "content": "Solve the following math problem step by step. The last line "
+                         "of your response should be of the form Answer: $Answer.\n\nSecond\n\nRemember to put your "
+                         "answer on its own line after \"Answer:\"."}],  # DAPO's wrapper: dropped, our template asks
              "ability": "MATH",
              "reward_model": {"ground_truth": "-3", "style": "rule-lighteval/MATH_v2"},
              "extra_info": {"index": "0001"}}]
@@ -273,12 +275,12 @@ def test_hf_name_loads_rows_with_default_split_train(monkeypatch):
 
 def test_r1_zero_and_plain_templates():
     problem = "Let $f(x)=\\{x\\}$. Find {y}."  # braces must survive untouched
-    prompt = format_prompt(problem)  # r1-zero is the default
-    assert prompt == TEMPLATES["r1-zero"].replace("{problem}", problem)
+    prompt = format_prompt(problem)  # boxed is the default
+    assert prompt == TEMPLATES["boxed"].replace("{problem}", problem)
     assert problem in prompt and "\\boxed{}" in prompt and "step by step" in prompt
     assert prompt.endswith("\nAssistant:")
     assert format_prompt(problem, "plain") == problem + "\n"
-    assert set(TEMPLATES) == {"r1-zero", "qwen-chat", "qwen-chat-nothink", "plain"}
+    assert set(TEMPLATES) == {"boxed", "r1-zero", "qwen-chat", "qwen-chat-nothink", "plain"}
 
 
 def test_template_errors():
