@@ -34,6 +34,15 @@ def save_checkpoint(out_dir, model, tokenizer, optimizer, sampler, step, cursor,
     shutil.rmtree(old, ignore_errors=True)
 
 
+def latest_checkpoint(out_dir):
+    """The folder to resume from: checkpoint/, or checkpoint.old/ when a kill fell between the two renames of
+    save_checkpoint; None when neither holds a trainer state."""
+    for name in ("checkpoint", "checkpoint.old"):
+        if (Path(out_dir) / name / "trainer_state.pt").exists():
+            return Path(out_dir) / name
+    return None
+
+
 class Logger:
     """metrics.jsonl always; TensorBoard when installed. On resume, lines logged after the checkpoint are dropped."""
 

@@ -89,7 +89,8 @@ PRESETS = {
     "qwen3-8b": _qwen3("Qwen3-8B", 8192, 2048),
 }
 
-CHOICES = {"template": ("plain", "boxed", "r1-zero", "qwen-chat", "qwen-chat-nothink"), "sampler": ("auto", "torch", "vllm"),
+CHOICES = {"template": ("plain", "boxed", "r1-zero", "qwen-chat", "qwen-chat-nothink"),
+           "sampler": ("auto", "torch", "vllm"),
            "advantage": ("grpo", "drgrpo"), "mask_mode": ("top", "bottom", "random"),
            "mask_source": ("rollout", "current"),
            "loss_agg": ("token-mean", "token-mean-all", "seq-mean-token-mean", "constant")}
@@ -124,6 +125,8 @@ def validate(cfg):
             "(0 turns the overlong shaping off)")
     if cfg.lr <= 0:
         bad(f"lr must be > 0, got {cfg.lr}")
+    if cfg.per_sequence and cfg.mask_source == "current":
+        bad("per_sequence selects from the rollout entropy: use it with mask_source 'rollout'")
     return cfg
 
 

@@ -43,7 +43,8 @@ def collect_rollouts(cfg, sampler, tokenizer, problems, cursor):
             first_stats = {"reward": scores.mean().item(), "accuracy": correct.float().mean().item(),
                            "response_length": lengths.float().mean().item(),
                            "truncated": sum(r.finish_reason == "length" for r in rollouts) / len(rollouts)}
-        keep = dynamic_sampling_keep(scores, G) if cfg.dynamic_sampling else torch.ones(len(rollouts), dtype=torch.bool)
+        # 0 < #correct < G: on correctness, not on the length-shaped scores (those differ in an all-wrong group)
+        keep = dynamic_sampling_keep(correct.float(), G) if cfg.dynamic_sampling else torch.ones(len(rollouts)).bool()
         for g in range(len(batch)):
             if keep[g * G] and len(kept) < cfg.prompts_per_step:
                 kept.append((rollouts[g * G:(g + 1) * G], scores[g * G:(g + 1) * G]))

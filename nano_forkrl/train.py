@@ -16,6 +16,7 @@ Outputs in --out-dir: metrics.jsonl (one line per step), checkpoint/ (a plain HF
 TensorBoard events when tensorboard is installed. `--resume` continues a killed run at the same step with
 the same data order and RNG streams.
 """
+import hashlib
 import json
 import os
 import sys
@@ -26,13 +27,13 @@ import torch
 
 from nano_forkrl.advantage import group_advantages
 from nano_forkrl.analysis import entropy_statistics
-from nano_forkrl.checkpoint import Logger, restore_state, save_checkpoint
+from nano_forkrl.checkpoint import Logger, latest_checkpoint, restore_state, save_checkpoint
 from nano_forkrl.config import parse_args, to_dict
 from nano_forkrl.data import collate_rollouts, load_problems
 from nano_forkrl.entropy import score_batch
 from nano_forkrl.evaluate import evaluate
 from nano_forkrl.masking import top_entropy_mask
-from nano_forkrl.policy import autocast, enable_grad_checkpointing, load_policy, make_sampler
+from nano_forkrl.policy import enable_grad_checkpointing, load_policy, make_sampler
 from nano_forkrl.rollouts import collect_rollouts
 from nano_forkrl.update import policy_step
 
@@ -46,6 +47,12 @@ def load_sets(cfg):
     else:
         held_out = load_problems(cfg.eval_data, limit=cfg.eval_n or None)
     return train, held_out
+
+
+def _generator(*keys):
+    """A CPU generator seeded by a tuple such as ("mask", seed, cursor): distinct tuples, distinct streams (seed +
+    cursor would not be: seed 0 at cursor 32 would repeat seed 32 at cursor 0)."""
+    return torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(repr(keys).encode()).digest()[:8], "little"))
 
 
 def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_model=None):
@@ -65,7 +72,7 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_
     ref_logprobs = score_batch(ref_model, batch, **score)[0] if ref_model is not None else None  # for the KL term
     mask = batch["response_mask"].bool()
     token_mask = top_entropy_mask(entropy, mask, cfg.rho, mode=cfg.mask_mode, per_sequence=cfg.per_sequence,
-                                  generator=torch.Generator().manual_seed(cfg.seed + cursor))
+                                  generator=_generator("mask", cfg.seed, cursor))
     timer["logprobs"] = time.perf_counter() - t
     if mask.any():  # the paper's Sec. 3 statistics of this batch's chain-of-thought tokens
         h = entropy_statistics(entropy, mask)
@@ -73,18 +80,17 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_
     t, updates = time.perf_counter(), []
     rows = cfg.mini_batch_prompts * cfg.group_size
     for epoch in range(cfg.ppo_epochs):
-        order = torch.randperm(len(rollouts), generator=torch.Generator().manual_seed(cfg.seed + cursor + epoch))
+        order = torch.randperm(len(rollouts), generator=_generator("order", cfg.seed, cursor, epoch))
         for s in range(0, len(rollouts), rows):
             idx = order[s:s + rows]
-            with autocast(model):
-                updates.append(policy_step(
-                    model, optimizer, {k: v[idx] for k, v in batch.items()}, old_logprobs=old_logprobs[idx],
-                    advantages=advantages[idx], token_mask=token_mask[idx], rho=cfg.rho, mask_mode=cfg.mask_mode,
-                    mask_source=cfg.mask_source, loss_agg=cfg.loss_agg, eps_low=cfg.eps_low,
-                    eps_high=cfg.eps_high, dual_clip=cfg.dual_clip or None, kl_coef=cfg.kl_coef,
-                    ref_logprobs=None if ref_logprobs is None else ref_logprobs[idx],
-                    micro_batch_size=cfg.micro_batch_size, max_grad_norm=cfg.max_grad_norm,
-                    temperature=cfg.temperature, chunk_size=cfg.chunk_size, constant=cfg.max_new_tokens))
+            updates.append(policy_step(  # bf16 autocast around its forward passes on CUDA
+                model, optimizer, {k: v[idx] for k, v in batch.items()}, old_logprobs=old_logprobs[idx],
+                advantages=advantages[idx], token_mask=token_mask[idx], rho=cfg.rho, mask_mode=cfg.mask_mode,
+                mask_source=cfg.mask_source, loss_agg=cfg.loss_agg, eps_low=cfg.eps_low,
+                eps_high=cfg.eps_high, dual_clip=cfg.dual_clip or None, kl_coef=cfg.kl_coef,
+                ref_logprobs=None if ref_logprobs is None else ref_logprobs[idx],
+                micro_batch_size=cfg.micro_batch_size, max_grad_norm=cfg.max_grad_norm,
+                temperature=cfg.temperature, chunk_size=cfg.chunk_size, constant=cfg.max_new_tokens))
     timer["update"] = time.perf_counter() - t
     for u in updates:
         if u.get("skipped"):
@@ -104,8 +110,8 @@ def train(cfg):
     """Runs the loop described in the module docstring. Returns the list of logged records."""
     torch.manual_seed(cfg.seed)
     os.makedirs(cfg.out_dir, exist_ok=True)
-    ckpt = Path(cfg.out_dir) / "checkpoint"
-    resuming = cfg.resume and (ckpt / "trainer_state.pt").exists()
+    ckpt = latest_checkpoint(cfg.out_dir) if cfg.resume else None
+    resuming = ckpt is not None
     model, tokenizer = load_policy(str(ckpt) if resuming else cfg.model, cfg.device, cfg.dtype, seed=cfg.seed)
     if cfg.grad_ckpt:
         enable_grad_checkpointing(model)

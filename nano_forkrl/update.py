@@ -32,6 +32,7 @@ from nano_forkrl.loss import (aggregate, clipped_pg_loss, compute_grpo_clip_loss
                               compute_naive_policy_gradient_loss, compute_policy_gradient_loss,
                               grpo_microbatch_train_step, kl_k3, naive_pg_loss)
 from nano_forkrl.masking import masked_sum, top_entropy_mask
+from nano_forkrl.policy import autocast
 
 STAT_NAMES = ("loss", "trained", "clipped_low", "clipped_high", "approx_kl", "kl_ref", "entropy_trained",
               "entropy_untrained", "untrained")
@@ -73,9 +74,10 @@ def policy_step(model, optimizer, batch, *, old_logprobs, advantages, token_mask
         # rows start..start+micro, columns up to the micro-batch's last real token: padding costs no compute
         w = resp.shape[1] if attn is None else int(attn[start:start + micro_batch_size].any(0).nonzero().max()) + 1
         mb = (slice(start, start + micro_batch_size), slice(0, w))
-        logp, ent = token_logprobs_and_entropy(
-            model, batch["input_ids"][mb].to(device), None if attn is None else attn[mb].to(device),
-            labels=batch["labels"][mb].to(device), temperature=temperature, chunk_size=chunk_size, with_grad=True)
+        with autocast(model):  # bf16 forward on CUDA (a no-op on CPU); backward runs outside, as torch advises
+            logp, ent = token_logprobs_and_entropy(
+                model, batch["input_ids"][mb].to(device), None if attn is None else attn[mb].to(device),
+                labels=batch["labels"][mb].to(device), temperature=temperature, chunk_size=chunk_size, with_grad=True)
         ent, r = ent.detach(), resp[mb]
         m = token_mask[mb] if mask_source == "rollout" else top_entropy_mask(ent, r, rho, mode=mask_mode) & r
         # Untrained positions may hold padding garbage (e.g. -inf old log-probs). Zero them BEFORE the loss math:

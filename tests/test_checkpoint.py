@@ -64,3 +64,14 @@ def test_logger_drops_lines_written_after_the_checkpoint(tmp_path):
     assert steps == [0, 1, 2]
     Logger(tmp_path, 0)  # a fresh run starts a fresh log
     assert (tmp_path / "metrics.jsonl").read_text() == ""
+
+
+def test_a_kill_between_the_two_renames_resumes_from_the_old_folder(tmp_path):
+    from nano_forkrl.checkpoint import latest_checkpoint
+    assert latest_checkpoint(tmp_path) is None
+    (tmp_path / "checkpoint.old").mkdir()
+    (tmp_path / "checkpoint.old" / "trainer_state.pt").write_bytes(b"x")  # save renamed checkpoint -> .old, then died
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint.old"
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "trainer_state.pt").write_bytes(b"y")
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint"

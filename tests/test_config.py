@@ -35,6 +35,7 @@ def test_flags_override_the_preset():
     (["--steps", "0"], "steps must be >= 1"),
     (["--dual-clip", "0.5"], "dual_clip"),
     (["--preset", "qwen3-0.6b", "--max-new-tokens", "16"], "overlong_buffer"),
+    (["--per-sequence", "--mask-source", "current"], "per_sequence selects from the rollout entropy"),
 ])
 def test_bad_values_give_clear_errors(argv, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):

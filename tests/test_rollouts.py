@@ -46,3 +46,23 @@ def test_without_dynamic_sampling_every_group_is_kept():
     sampler = Scripted(lambda call, i, j: False)
     kept, cursor, _ = collect_rollouts(cfg, sampler, None, problems, 0)
     assert sampler.calls == 1 and len(kept) == 4 and cursor == 4
+
+
+class Lengths(Scripted):
+    """Like Scripted, but sample j of every group is j + 1 tokens long (so overlong shaping differs within a group)."""
+
+    def generate(self, prompts, n=1, max_new_tokens=None):
+        return [Rollout(r.prompt_index, r.prompt_ids, [2] * (k % n + 1), r.text, "length")
+                for k, r in enumerate(super().generate(prompts, n, max_new_tokens))]
+
+
+def test_dynamic_sampling_filters_on_correctness_not_on_shaped_scores():
+    """DAPO's condition is 0 < #correct < G. With the overlong penalty an all-wrong group has unequal scores
+    (its samples differ in length); it must still be dropped."""
+    cfg = parse_args(["--prompts-per-step", "2", "--mini-batch-prompts", "2", "--group-size", "2",
+                      "--max-new-tokens", "2", "--overlong-buffer", "2", "--max-gen-batches", "1"])
+    problems = [{"id": str(i), "problem": "p", "answer": "1"} for i in range(50)]
+    sampler = Lengths(lambda call, i, j: i == 0 and j == 0)  # prompt 0 mixed, prompt 1 all wrong
+    kept, _, stats = collect_rollouts(cfg, sampler, None, problems, 0)
+    assert len(kept) == 1 and stats["groups_kept"] == 1
+    assert kept[0][1].tolist() == pytest.approx([1.0 - 0.5, 0.0 - 1.0])  # scores keep the shaping: -0.5 at 1 token, -1 at 2

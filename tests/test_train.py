@@ -72,3 +72,11 @@ def test_cuda_tiny_preset_steps(tmp_path, sampler):
     steps = [r for r in records if "eval" not in r]
     assert [r["step"] for r in steps] == [1, 2] and set(steps[-1]["time"]) == {"rollout", "logprobs", "update", "sync"}
     assert all(math.isfinite(r["loss"]) and r["grad_norm"] > 0 and r["rollout_tok_per_s"] > 0 for r in steps)
+
+
+def test_seed_streams_do_not_collide():
+    from nano_forkrl.train import _generator
+    draw = lambda *keys: torch.rand(4, generator=_generator(*keys))
+    assert torch.equal(draw("mask", 0, 32), draw("mask", 0, 32))  # reproducible
+    assert not torch.equal(draw("mask", 0, 32), draw("mask", 32, 0))  # seed + cursor would have made these equal
+    assert not torch.equal(draw("mask", 0, 0), draw("order", 0, 0))
