@@ -22,6 +22,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import torch
+import transformers
 
 from nano_forkrl.data import collate_rollouts, format_prompt, load_problems
 from nano_forkrl.entropy import score_batch, token_entropy
@@ -152,11 +153,11 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", default="analysis_out")
     args = ap.parse_args(argv)
-    from nano_forkrl.verify import reward  # lazy, like evaluate below: sympy is only needed here
+    transformers.utils.logging.disable_progress_bar()  # one result, not a bar per weight load
+    from nano_forkrl.evaluate import cli_defaults
+    from nano_forkrl.verify import reward  # lazy, like evaluate: sympy is only needed here
 
-    tiny = args.model == "tiny" or args.bench == "tiny"
-    bench, template = args.bench or ("tiny" if tiny else "math500"), args.template or ("plain" if tiny else "boxed")
-    max_new = args.max_new_tokens or (48 if tiny else 2048)
+    bench, template, max_new = cli_defaults(args.model, args.bench, args.template, args.max_new_tokens, long=2048)
     model, tok = load_policy(args.model, args.device, args.dtype)
     problems = tiny_problems("test", args.n) if bench == "tiny" else load_problems(bench, limit=args.n)
     sampler = make_sampler("auto", model, tok, max_new_tokens=max_new, seed=args.seed)

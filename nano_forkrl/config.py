@@ -57,7 +57,7 @@ class Config:
     ppo_epochs: int = 1
     eps_low: float = 0.2
     eps_high: float = 0.28
-    dual_clip: float = 0.0               # 0 = off; DAPO/verl use 3.0
+    dual_clip: float = 0.0               # 0 = off; verl's clip_ratio_c default is 3.0
     loss_agg: str = "token-mean"         # token-mean | token-mean-all | seq-mean-token-mean | constant
     kl_coef: float = 0.0
     max_grad_norm: float = 1.0

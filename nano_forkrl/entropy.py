@@ -14,7 +14,7 @@ output head is applied `chunk_size` tokens at a time and each [chunk, V] block i
 per token before the next block is made. With gradients, every block is wrapped in activation
 checkpointing, so backward also re-creates one block at a time instead of keeping all logits alive.
 
-CPU and CUDA run the same code. On CUDA the model is bf16, so the head matmul runs in bf16; a chunk then
+CPU and CUDA run the same code. On CUDA the loop runs under bf16 autocast, so the head matmul runs in bf16; a chunk then
 holds its bf16 logits (2 bytes per entry) and float32 copy (4), then at most three float32 blocks
 (log-softmax, softmax, their product): peak about chunk x V x 12 bytes, i.e. 1.9 GB for chunk 1024 and
 Qwen3's V (measured on an H100), and about twice that while backward recomputes a chunk. On CPU the
@@ -97,7 +97,7 @@ def token_logprobs_and_entropy(model, input_ids, attention_mask=None, *, labels=
     with_grad=False: runs under torch.no_grad() (not inference_mode, so outputs may later meet autograd).
     with_grad=True: gradients flow to the model; each chunk is checkpointed, so backward recomputes one
     [chunk_size, V] block at a time. The entropy stays differentiable, though callers normally detach it.
-    Extra memory: about chunk_size x V x 12 bytes at peak, x ~24 in backward (see the module docstring).
+    Extra memory: about chunk_size x V x 12 bytes at peak, ~24 bytes per entry in backward (module docstring).
     """
     with torch.set_grad_enabled(with_grad):
         body, head = _body_and_head(model)
@@ -124,8 +124,9 @@ def token_logprobs_and_entropy(model, input_ids, attention_mask=None, *, labels=
 
 
 def get_response_log_probs(model, input_ids, labels, return_token_entropy=False):
-    """CS336 name: {"log_probs": [B, T]} (+ "token_entropy") with labels given, temperature 1, with grad."""
-    logprobs, entropy = token_logprobs_and_entropy(model, input_ids, labels=labels, with_grad=True)
+    """CS336 name: {"log_probs": [B, T]} (+ "token_entropy") with labels given, temperature 1; differentiable
+    unless called under torch.no_grad() or torch.inference_mode() (e.g. for the old policy's log-probs)."""
+    logprobs, entropy = token_logprobs_and_entropy(model, input_ids, labels=labels, with_grad=torch.is_grad_enabled())
     out = {"log_probs": logprobs}
     if return_token_entropy:
         out["token_entropy"] = entropy

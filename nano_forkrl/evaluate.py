@@ -14,8 +14,10 @@ CLI:  python -m nano_forkrl.evaluate --model PATH --bench aime24 --k 8
 import argparse
 import json
 from math import comb
+from pathlib import Path
 
 import torch
+import transformers
 
 from nano_forkrl.data import format_prompt, load_problems
 from nano_forkrl.verify import reward
@@ -50,6 +52,19 @@ def evaluate(sampler, problems, *, k=1, template="plain", tokenizer=None, seed=1
     }
 
 
+def cli_defaults(model, bench, template, max_new_tokens, long):
+    """(bench, template, max_new_tokens), each as given, else from what the model is. A checkpoint of ours knows its
+    training config (trainer_state.pt, read lazily with mmap); the tiny model, by name or trained on the tiny task,
+    gets the tiny held-out set, the plain template and the preset's 48 tokens; any other model math500, the boxed
+    template and `long` tokens."""
+    state = Path(str(model)) / "trainer_state.pt"
+    trained = torch.load(state, mmap=True, weights_only=False).get("config", {}) if state.exists() else {}
+    tiny = model == "tiny" or bench == "tiny" or trained.get("train_data") == "tiny"
+    return (bench or ("tiny" if tiny else trained.get("eval_data") or "math500"),
+            template or trained.get("template") or ("plain" if tiny else "boxed"),
+            max_new_tokens or trained.get("max_new_tokens") or (48 if tiny else long))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="tiny", help="hub name, local folder, or 'tiny'")
@@ -67,13 +82,11 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", default=None, help="write the result as JSON here")
     args = ap.parse_args(argv)
+    transformers.utils.logging.disable_progress_bar()  # one result, not a bar per weight load
 
     from nano_forkrl.policy import load_policy, make_sampler
 
-    tiny = args.model == "tiny" or args.bench == "tiny"
-    bench = args.bench or ("tiny" if tiny else "math500")
-    template = args.template or ("plain" if tiny else "boxed")
-    max_new = args.max_new_tokens or (64 if tiny else 4096)
+    bench, template, max_new = cli_defaults(args.model, args.bench, args.template, args.max_new_tokens, long=4096)
     model, tokenizer = load_policy(args.model, args.device)
     if bench == "tiny":
         from nano_forkrl.tiny import tiny_problems

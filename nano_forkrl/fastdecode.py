@@ -46,6 +46,7 @@ class StaticCacheDecoder:
         self.v = torch.zeros_like(self.k)
         self.valid = torch.zeros(batch, self.S, dtype=torch.bool, device=p.device)  # slot holds a real token
         self.graphs = {}
+        self.pool = None  # one CUDA memory pool shared by every bucket's graph (replayed one at a time, in order)
 
     def forward(self, ids, positions, slot, length):
         """ids, positions [B, T] at cache slots slot..slot+T-1 (slot: 0-d long tensor); attends over the first
@@ -100,7 +101,8 @@ class StaticCacheDecoder:
             self.forward(*static, length)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        self.pool = self.pool or torch.cuda.graph_pool_handle()  # not one private pool (and logits block) per bucket
+        with torch.cuda.graph(graph, pool=self.pool):
             out = self.forward(*static, length)
         return graph, static, out
 

@@ -39,7 +39,7 @@ def masked_mean(tensor: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Ten
     return masked_sum(tensor, mask, dim) / count
 
 
-def masked_normalize(tensor: torch.Tensor, mask: torch.Tensor, normalize_constant: float, dim=None):
+def masked_normalize(tensor: torch.Tensor, mask: torch.Tensor, normalize_constant: float = 1.0, dim=None):
     """CS336: sum(tensor * mask, dim) / normalize_constant (e.g. Dr. GRPO's fixed length normaliser)."""
     return masked_sum(tensor, mask, dim) / normalize_constant
 

@@ -27,11 +27,13 @@ def pick_device(device="auto"):
     return torch.device(device)
 
 
-def pick_dtype(dtype, device):
-    if dtype == "auto":
-        return torch.float32
-    return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp32": torch.float32,
-            "float32": torch.float32, "fp16": torch.float16}[dtype]
+def pick_dtype(dtype, device=None):
+    """"auto" = float32 master weights (see above). No fp16: it would need a gradient scaler (small grads underflow)."""
+    dtypes = {"auto": torch.float32, "fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+              "bfloat16": torch.bfloat16}
+    if dtype not in dtypes:
+        raise ValueError(f"dtype must be one of {sorted(dtypes)}, got {dtype!r}")
+    return dtypes[dtype]
 
 
 def load_policy(name_or_path, device="auto", dtype="auto", seed=0):
@@ -81,21 +83,24 @@ def random_policy(source, device, dtype=torch.float32, seed=0):
 
 def make_sampler(kind, model, tokenizer, *, max_new_tokens, temperature=1.0, top_p=1.0, seed=0,
                  gpu_memory_utilization=0.35, batch_size=512):
-    """kind: "auto" (vLLM when importable on CUDA, else torch), "torch" or "vllm"."""
+    """kind: "auto" (vLLM when importable on CUDA, else torch), "torch" or "vllm". A row stops at the tokenizer's
+    EOS or any EOS of the model's generation config (Qwen3: <|endoftext|> and <|im_end|>)."""
     on_cuda = next(model.parameters()).device.type == "cuda"
+    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    eos_ids = sorted({tokenizer.eos_token_id, *(extra if isinstance(extra, (list, tuple)) else [extra])} - {None})
     if kind == "auto":
         kind = "vllm" if on_cuda and _vllm_importable() else "torch"
     if kind == "vllm":
         from nano_forkrl.vllm_sampler import VLLMSampler
 
         return VLLMSampler(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature,
-                           top_p=top_p, seed=seed, gpu_memory_utilization=gpu_memory_utilization)
+                           top_p=top_p, seed=seed, gpu_memory_utilization=gpu_memory_utilization, eos_ids=eos_ids)
     if kind != "torch":
         raise ValueError(f"unknown sampler {kind!r}: use auto, torch or vllm")
     from nano_forkrl.sampling import TorchSampler
 
     return TorchSampler(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature,
-                        top_p=top_p, seed=seed, batch_size=batch_size)
+                        top_p=top_p, seed=seed, batch_size=batch_size, eos_ids=eos_ids)
 
 
 def _vllm_importable():

@@ -8,11 +8,11 @@ For prompt q the sampler draws G responses o_1..o_G ~ pi_theta(. | q), token by 
 prompt repeated G times (rows g*G .. g*G+G-1 belong to prompt g: the group layout `advantage.py` expects),
 the KV cache grows one token per step, and a row stops at an EOS id or after `max_new_tokens`.
 On CUDA, `nano_forkrl.fastdecode` replaces the step-by-step HF call with a static KV cache and a captured
-CUDA graph (the same computation: token-identical to this path on CPU in float32; 9-14x faster than HF
-`generate` on an H100, see README); on CPU the HF call is already fast enough for the tiny preset.
+CUDA graph (the same computation: token-identical to this path on CPU in float32; on an H100 about 14x HF
+`generate`'s tok/s at 64 rows, see README); on CPU the HF call is already fast enough for the tiny preset.
 `VLLMSampler` (GPU, in `vllm_sampler.py`) has the same interface: `generate(prompts, n)`, `load_weights(model)`.
 
-Two details that bite in practice:
+Three details that bite in practice:
 - Qwen3's embedding has 151,936 rows but the tokenizer only ~151,669 tokens: logits of ids >= len(tokenizer)
   are set to -inf so an untrained (or random) model can never emit an id the tokenizer cannot decode.
 - Each sampled token's log-prob under the distribution it was drawn from, softmax(z / T) over the

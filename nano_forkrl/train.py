@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+import transformers
 
 from nano_forkrl.advantage import group_advantages
 from nano_forkrl.analysis import entropy_statistics
@@ -156,6 +157,7 @@ def train(cfg):
 
 def main(argv=None):
     cfg = parse_args(argv)
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar per load and checkpoint
     print("config: " + json.dumps(to_dict(cfg)))
     records = train(cfg)
     log = Path(cfg.out_dir) / "metrics.jsonl"  # the whole run's log, also the steps before a --resume

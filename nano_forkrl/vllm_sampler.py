@@ -1,9 +1,11 @@
 """Rollouts on GPU with a colocated vLLM engine: same interface as `sampling.TorchSampler`.
 
-Colocated means one GPU holds both the policy being trained (transformers, bf16) and a vLLM engine that
-samples from a copy of the same weights. After every policy update `load_weights(model)` pushes the new
-weights into the engine in-process (no files, no pickling; ~15 ms for Qwen3-0.6B on an H100), so the next
-rollouts come from the updated policy pi_theta.
+Colocated means one GPU holds both the policy being trained (transformers: float32 master weights, bf16
+autocast) and a vLLM engine that samples from a bf16 copy of the same weights. After every policy update
+`load_weights(model)` pushes the new weights into the engine in-process (no files, no pickling; 15 ms for a
+Qwen3-0.6B shape on an H100 per ../shared/tools/vllm-device notes, not yet measured with this class), so the
+next rollouts come from the updated policy pi_theta. Log-probs are vLLM's defaults (as we understand 0.26: of
+the raw, temperature-1 distribution); training recomputes its own, so only their readers at T != 1 care.
 
 Targets vLLM 0.26.0 (the build for torch 2.11 / CUDA 13); see the README for other versions. Choices:
 - `VLLM_ENABLE_V1_MULTIPROCESSING=0` keeps the engine core in this process, so the model object is

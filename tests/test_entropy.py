@@ -218,6 +218,11 @@ def test_cs336_get_response_log_probs(model):
     ref = torch.log_softmax(logits, -1).gather(-1, labels[..., None]).squeeze(-1)
     torch.testing.assert_close(out["log_probs"], ref, atol=1e-5, rtol=0)
     torch.testing.assert_close(out["token_entropy"], compute_entropy(logits), atol=1e-5, rtol=0)
+    for no_grad in (torch.no_grad, torch.inference_mode):  # old log-probs: no graph, and no error
+        with no_grad():
+            out = get_response_log_probs(model, inp, labels, return_token_entropy=True)
+        assert not out["log_probs"].requires_grad
+        torch.testing.assert_close(out["log_probs"], ref.detach(), atol=1e-5, rtol=0)
 
 
 MEMORY_SCRIPT = textwrap.dedent("""

@@ -2,6 +2,7 @@
 from math import comb
 
 import pytest
+import torch
 
 from nano_forkrl.evaluate import evaluate, pass_at_k
 from nano_forkrl.sampling import Rollout
@@ -46,3 +47,14 @@ def test_avg_and_pass_at_k_and_rng_restored():
     assert out["pass@2"] == pytest.approx(0.5)   # problem 1 solved once, problem 2 never
     assert out["per_problem"] == [1, 0] and out["mean_length"] == pytest.approx(1.5)
     assert s.seeds == [7] and s.state == "train-state"  # fixed eval seed, training RNG stream untouched
+
+
+def test_cli_defaults_follow_what_the_model_is(tmp_path):
+    from nano_forkrl.evaluate import cli_defaults
+    assert cli_defaults("tiny", None, None, None, long=4096) == ("tiny", "plain", 48)
+    assert cli_defaults("Qwen/Qwen3-0.6B-Base", None, None, None, long=4096) == ("math500", "boxed", 4096)
+    assert cli_defaults("x", "aime24", "r1-zero", 100, long=4096) == ("aime24", "r1-zero", 100)  # given: kept
+    # a checkpoint of ours trained on the tiny task: the tiny set, not math500 with 4,096 tokens (which hung)
+    torch.save({"config": {"train_data": "tiny", "eval_data": "tiny", "template": "plain", "max_new_tokens": 40}},
+               tmp_path / "trainer_state.pt")
+    assert cli_defaults(str(tmp_path), None, None, None, long=4096) == ("tiny", "plain", 40)

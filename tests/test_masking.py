@@ -19,6 +19,7 @@ def test_masked_sum_mean_normalize_hand_values(mask):
     assert masked_sum(X, mask).item() == 4.0
     assert masked_mean(X, mask).item() == 2.0
     assert masked_normalize(X, mask, 8.0).item() == 0.5
+    assert masked_normalize(X, mask).item() == 4.0 and masked_normalize(X, mask, dim=1).tolist() == [4.0, 0.0]  # CS336 default 1.0
     torch.testing.assert_close(masked_sum(X, mask, dim=0), torch.tensor([1.0, 0.0, 3.0]))
     torch.testing.assert_close(masked_sum(X, mask, dim=1), torch.tensor([4.0, 0.0]))
     torch.testing.assert_close(masked_mean(X, mask, dim=0), torch.tensor([1.0, NAN, 3.0]), equal_nan=True)

@@ -15,6 +15,8 @@ def test_device_and_dtype_choice():
     assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert pick_dtype("auto", torch.device("cpu")) == torch.float32  # fp32 master weights everywhere
     assert pick_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        pick_dtype("fp16")  # no gradient scaler here: small gradients would underflow
 
 
 @pytest.fixture
@@ -67,6 +69,8 @@ def test_sampler_factory(saved_folder):
     model, tok = load_policy(str(path), device="cpu")
     assert isinstance(make_sampler("auto", model, tok, max_new_tokens=4), TorchSampler)  # no vLLM on CPU
     assert isinstance(make_sampler("torch", model, tok, max_new_tokens=4), TorchSampler)
+    model.generation_config.eos_token_id = [tok.eos_token_id, 7]  # e.g. Qwen3's <|endoftext|> and <|im_end|>
+    assert make_sampler("torch", model, tok, max_new_tokens=4).eos_ids == sorted({tok.eos_token_id, 7})
     with pytest.raises(ValueError, match="unknown sampler"):
         make_sampler("tgi", model, tok, max_new_tokens=4)
 
