@@ -279,6 +279,7 @@ def test_math500_different_golds_are_not_equal(math500):
     assert checked > 250
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed alarms: the point
 def test_time_bound_survives_alarms_swallowed_by_the_garbage_collector():
     """Python drops an exception raised inside a gc callback or a __del__; if the one alarm lands there, the
     sympy work would run on unbounded (the full suite once took over 10 s here). The alarm repeats, so the next
