@@ -133,6 +133,12 @@ def get_response_log_probs(model, input_ids, labels, return_token_entropy=False)
     return out
 
 
+def real_width(attention_mask):
+    """1 + the last column holding a real token in any row: cutting a padded (micro-)batch there drops only
+    padding, so its forward costs nothing for the columns every row leaves empty."""
+    return int(attention_mask.any(0).nonzero().max()) + 1
+
+
 @torch.no_grad()
 def score_batch(model, batch, *, micro_batch_size=8, temperature=1.0, chunk_size=1024):
     """(logprobs, entropy) [B, T] float32 on the CPU for a right-padded batch from `data.collate_rollouts`, with
@@ -145,11 +151,10 @@ def score_batch(model, batch, *, micro_batch_size=8, temperature=1.0, chunk_size
     for s in range(0, logprobs.shape[0], micro_batch_size):
         rows = slice(s, s + micro_batch_size)
         attn = batch["attention_mask"][rows]
-        w = int(attn.sum(-1).max())
+        w = real_width(attn)
         ids, labels = (batch[k][rows, :w].to(device) for k in ("input_ids", "labels"))
         with autocast(model):
             lp, h = token_logprobs_and_entropy(model, ids, attn[:, :w].to(device), labels=labels,
                                                temperature=temperature, chunk_size=chunk_size)
         logprobs[rows, :w], entropy[rows, :w] = lp.float().cpu(), h.float().cpu()
     return logprobs, entropy
-

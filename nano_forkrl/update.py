@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from nano_forkrl.entropy import token_logprobs_and_entropy
+from nano_forkrl.entropy import real_width, token_logprobs_and_entropy
 from nano_forkrl.loss import (aggregate, clipped_pg_loss, compute_grpo_clip_loss,  # noqa: F401  (re-exported)
                               compute_naive_policy_gradient_loss, compute_policy_gradient_loss,
                               grpo_microbatch_train_step, kl_k3, naive_pg_loss)
@@ -72,7 +72,7 @@ def policy_step(model, optimizer, batch, *, old_logprobs, advantages, token_mask
     acc = torch.zeros(len(STAT_NAMES), dtype=torch.float64, device=device)
     for start in range(0, n_seq, micro_batch_size):
         # rows start..start+micro, columns up to the micro-batch's last real token: padding costs no compute
-        w = resp.shape[1] if attn is None else int(attn[start:start + micro_batch_size].any(0).nonzero().max()) + 1
+        w = resp.shape[1] if attn is None else real_width(attn[start:start + micro_batch_size])
         mb = (slice(start, start + micro_batch_size), slice(0, w))
         with autocast(model):  # bf16 forward on CUDA (a no-op on CPU); backward runs outside, as torch advises
             logp, ent = token_logprobs_and_entropy(

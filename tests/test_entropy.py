@@ -267,3 +267,11 @@ def test_score_batch_equals_one_full_pass_on_real_tokens():
         assert not lp.requires_grad
     lp, _ = score_batch(model, batch, micro_batch_size=1)
     assert lp[2, 3:].abs().sum() == 0  # row 2 alone has 3 real inputs: its micro-batch is cut to that width
+
+
+def test_real_width_is_one_past_the_last_real_column():
+    from nano_forkrl.entropy import real_width
+    right = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 0, 0, 0]])  # collate_rollouts' right padding
+    left = torch.tensor([[0, 0, 1, 1, 0], [0, 1, 1, 1, 0]])
+    assert real_width(right) == 3 and real_width(left) == 4  # never cuts a real token, whatever the padding side
+    assert real_width(torch.ones(2, 5, dtype=torch.long)) == 5
