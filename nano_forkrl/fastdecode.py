@@ -26,11 +26,16 @@ def _rope(x, cos, sin):
     return x * cos + rotated * sin
 
 
+def slots(length):
+    """Cache slots for `length` tokens: rounded up to whole buckets."""
+    return -(-length // BUCKET) * BUCKET
+
+
 def kv_rows(config, seq_len, budget_bytes, dtype_bytes=2):
     """How many rows of `seq_len` tokens (rounded up to a bucket, as the cache is) fit `budget_bytes` of K/V."""
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     per_row = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * dtype_bytes
-    return max(1, int(budget_bytes // (per_row * (-(-seq_len // BUCKET) * BUCKET))))
+    return max(1, int(budget_bytes // (per_row * slots(seq_len))))
 
 
 class StaticCacheDecoder:
@@ -40,7 +45,7 @@ class StaticCacheDecoder:
         self.n_kv = cfg.num_key_value_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         self.group = cfg.num_attention_heads // self.n_kv
-        self.S = -(-max_len // BUCKET) * BUCKET
+        self.S = slots(max_len)
         shape = (len(self.body.layers), batch, self.n_kv, self.S, self.head_dim)
         self.k = torch.zeros(shape, dtype=p.dtype, device=p.device)
         self.v = torch.zeros_like(self.k)
@@ -112,7 +117,7 @@ def _decoder(sampler, batch, max_len):
     step): graphs point at the decoding weights, which `load_weights` updates in place. Only ONE shape is kept,
     freed before the next is built: the KV cache is the big allocation (up to the sampler's kv_cache_gb), and
     it stays allocated through the policy update that follows the rollouts."""
-    key = (batch, -(-max_len // BUCKET) * BUCKET)
+    key = (batch, slots(max_len))
     if key not in sampler._decoders:
         sampler._decoders.clear()
         sampler._decoders[key] = StaticCacheDecoder(sampler.model, batch, max_len)

@@ -74,21 +74,19 @@ class TorchSampler:
     def __init__(self, model, tokenizer, *, max_new_tokens=256, temperature=1.0, top_p=1.0, batch_size=256,
                  eos_ids=None, seed=0, fast=None, kv_cache_gb=None):
         self.tokenizer = tokenizer
-        self.model = model
-        if next(model.parameters()).device.type == "cuda" and next(model.parameters()).dtype == torch.float32:
+        self.model, device = model, next(model.parameters()).device
+        if device.type == "cuda" and next(model.parameters()).dtype == torch.float32:
             # fp32 master weights train; a bf16 copy decodes (2x less memory traffic per step)
             self.model = copy.deepcopy(model).to(torch.bfloat16).eval()
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         self.batch_size = batch_size  # rows per forward, at most; kv_cache_gb may cap it further
-        on_cuda = next(model.parameters()).device.type == "cuda"
-        if kv_cache_gb is None and on_cuda:
-            kv_cache_gb = torch.cuda.get_device_properties(next(model.parameters()).device).total_memory / 4 / 2**30
+        if kv_cache_gb is None and device.type == "cuda":
+            kv_cache_gb = torch.cuda.get_device_properties(device).total_memory / 4 / 2**30
         self.kv_cache_gb = kv_cache_gb  # None: no cap (CPU)
         eos = eos_ids if eos_ids is not None else [tokenizer.eos_token_id]
         self.eos_ids = sorted({int(e) for e in eos if e is not None})
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
         self.vocab_limit = len(tokenizer)  # ids at or above this are never sampled
-        device = next(model.parameters()).device
         self.generator = torch.Generator(device=device).manual_seed(seed)
         # fast=None: the static-cache CUDA-graph decoder on CUDA, the plain HF call elsewhere
         self.fast = (device.type == "cuda") if fast is None else fast
@@ -112,7 +110,6 @@ class TorchSampler:
         with torch.no_grad():
             for dst, src in zip(self.model.parameters(), model.parameters()):
                 dst.copy_(src)
-
 
     @torch.no_grad()
     def generate(self, prompts, n=1, max_new_tokens=None):
