@@ -22,9 +22,9 @@ import torch
 import transformers
 
 from nano_forkrl.entropy import token_logprobs_and_entropy
-from nano_forkrl.flops import flops_per_token, mfu, non_embedding_params, peak_tflops
+from nano_forkrl.tools.flops import flops_per_token, mfu, non_embedding_params, peak_tflops
 from nano_forkrl.loss import clipped_pg_loss
-from nano_forkrl.policy import autocast, enable_grad_checkpointing, load_policy, pick_device
+from nano_forkrl.run.policy import autocast, enable_grad_checkpointing, load_policy, pick_device
 from nano_forkrl.sampling import TorchSampler
 
 
@@ -65,7 +65,7 @@ def make_sampler(kind, model, tokenizer, args):
         sampler = TorchSampler(model, tokenizer, max_new_tokens=args.new_tokens, batch_size=max(args.batches),
                                eos_ids=[], seed=0, fast=kind == "torch")
     elif kind == "vllm":  # may still stop at the tokenizer's EOS (~1 in 150k tokens): we count what came out
-        from nano_forkrl.vllm_sampler import VLLMSampler
+        from nano_forkrl.engines.vllm_sampler import VLLMSampler
         sampler = VLLMSampler(model, tokenizer, max_new_tokens=args.new_tokens, seed=0, eos_ids=[],
                               max_model_len=args.prompt_len + args.new_tokens + 16)
     else:

@@ -144,7 +144,7 @@ def score_batch(model, batch, *, micro_batch_size=8, temperature=1.0, chunk_size
     """(logprobs, entropy) [B, T] float32 on the CPU for a right-padded batch from `data.collate_rollouts`, with
     no grad, `micro_batch_size` rows at a time, each micro-batch cut to its longest row (columns past it stay 0):
     the old log-probs and entropies of the loop, and the teacher-forced entropies of `analysis`."""
-    from nano_forkrl.policy import autocast  # bf16 matmuls on CUDA, a no-op on CPU
+    from nano_forkrl.run.policy import autocast  # bf16 matmuls on CUDA, a no-op on CPU
 
     device = next(model.parameters()).device
     logprobs, entropy = torch.zeros(batch["labels"].shape), torch.zeros(batch["labels"].shape)

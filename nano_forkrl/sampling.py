@@ -7,7 +7,7 @@ For prompt q the sampler draws G responses o_1..o_G ~ pi_theta(. | q), token by 
 `TorchSampler` is plain transformers + torch, on CPU or GPU: prompts are left-padded into one batch, each
 prompt repeated G times (rows g*G .. g*G+G-1 belong to prompt g: the group layout `advantage.py` expects),
 the KV cache grows one token per step, and a row stops at an EOS id or after `max_new_tokens`.
-On CUDA, `nano_forkrl.fastdecode` replaces the step-by-step HF call with a static KV cache and a captured
+On CUDA, `nano_forkrl.engines.fastdecode` replaces the step-by-step HF call with a static KV cache and a captured
 CUDA graph (the same computation: token-identical to this path on CPU in float32; on an H100 about 14x HF
 `generate`'s tok/s at 64 rows, see README); on CPU the HF call is already fast enough for the tiny preset.
 `VLLMSampler` (GPU, in `vllm_sampler.py`) has the same interface: `generate(prompts, n)`, `load_weights(model)`.
@@ -28,7 +28,7 @@ import copy
 
 import torch
 
-from nano_forkrl.fastdecode import kv_rows
+from nano_forkrl.engines.fastdecode import kv_rows
 
 
 @dataclass
@@ -132,7 +132,7 @@ class TorchSampler:
         self.model.eval()
         try:
             if self.fast:
-                from nano_forkrl.fastdecode import generate_static
+                from nano_forkrl.engines.fastdecode import generate_static
                 tokens, logprobs = generate_static(self, [ids for _, ids in rows], max_new_tokens)
             else:
                 tokens, logprobs = self._generate_hf(rows, max_new_tokens)

@@ -27,21 +27,21 @@ import torch
 import transformers
 
 from nano_forkrl.advantage import group_advantages
-from nano_forkrl.analysis import entropy_statistics
-from nano_forkrl.checkpoint import Logger, latest_checkpoint, restore_state, save_checkpoint
-from nano_forkrl.config import parse_args, to_dict
-from nano_forkrl.data import collate_rollouts, load_problems
+from nano_forkrl.tools.analysis import entropy_statistics
+from nano_forkrl.run.checkpoint import Logger, latest_checkpoint, restore_state, save_checkpoint
+from nano_forkrl.run.config import parse_args, to_dict
+from nano_forkrl.run.data import collate_rollouts, load_problems
 from nano_forkrl.entropy import score_batch
-from nano_forkrl.evaluate import evaluate
+from nano_forkrl.tools.evaluate import evaluate
 from nano_forkrl.masking import top_entropy_mask
-from nano_forkrl.policy import enable_grad_checkpointing, load_policy, make_sampler
-from nano_forkrl.rollouts import collect_rollouts
+from nano_forkrl.run.policy import enable_grad_checkpointing, load_policy, make_sampler
+from nano_forkrl.run.rollouts import collect_rollouts
 from nano_forkrl.update import policy_step
 
 
 def load_sets(cfg):
     if cfg.train_data == "tiny" or cfg.eval_data == "tiny":
-        from nano_forkrl.tiny import tiny_problems
+        from nano_forkrl.run.tiny import tiny_problems
     train = tiny_problems("train", 20000, seed=cfg.seed) if cfg.train_data == "tiny" else load_problems(cfg.train_data)
     if cfg.eval_data == "tiny":
         held_out = tiny_problems("test", cfg.eval_n or 200)

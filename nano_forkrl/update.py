@@ -32,7 +32,7 @@ from nano_forkrl.loss import (aggregate, clipped_pg_loss, compute_grpo_clip_loss
                               compute_naive_policy_gradient_loss, compute_policy_gradient_loss,
                               grpo_microbatch_train_step, kl_k3, naive_pg_loss)
 from nano_forkrl.masking import masked_sum, top_entropy_mask
-from nano_forkrl.policy import autocast
+from nano_forkrl.run.policy import autocast
 
 STAT_NAMES = ("loss", "trained", "clipped_low", "clipped_high", "approx_kl", "kl_ref", "entropy_trained",
               "entropy_untrained", "untrained")

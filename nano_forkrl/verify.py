@@ -25,9 +25,9 @@ from fractions import Fraction
 
 import sympy
 
-from .extract import extract_answer  # which part of a response is the answer (still importable from here)
-from .latex import normalize, structure
-from .symbolic import to_sympy
+from nano_forkrl.verifier.extract import extract_answer  # which part of a response is the answer (still importable from here)
+from nano_forkrl.verifier.latex import normalize, structure
+from nano_forkrl.verifier.symbolic import to_sympy
 
 MAX_CHARS = 1000  # a longer "answer" is not an answer
 REL_TOL = Fraction(1, 10**6)

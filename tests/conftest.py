@@ -44,8 +44,8 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
 
 def tiny_prompts(n=32):
     """Held-out prompts of the tiny task, as the loop formats them."""
-    from nano_forkrl.data import format_prompt
-    from nano_forkrl.tiny import tiny_problems
+    from nano_forkrl.run.data import format_prompt
+    from nano_forkrl.run.tiny import tiny_problems
 
     return [format_prompt(p["problem"], "plain") for p in tiny_problems("test", n)]
 

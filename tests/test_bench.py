@@ -41,7 +41,7 @@ def test_mfu_follows_the_flop_formula(tiny_run):
     result, _ = tiny_run
     update = [p for p in result["phases"] if p["phase"] == "update"][0]
     # the hand formula, from tiny.py's config: q k v o projections, q/k-norm, SwiGLU MLP, two norms per layer
-    from nano_forkrl.tiny import build_tiny_tokenizer, tiny_config
+    from nano_forkrl.run.tiny import build_tiny_tokenizer, tiny_config
     c = tiny_config(len(build_tiny_tokenizer()))
     h, q, kv, f = c.hidden_size, c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim, c.intermediate_size
     per_layer = h * q + 2 * h * kv + q * h + 2 * c.head_dim + 3 * h * f + 2 * h

@@ -2,7 +2,7 @@
 import torch
 from conftest import greedy_rows_equal_up_to_ties, make_tiny_qwen3
 
-from nano_forkrl.data import collate_rollouts
+from nano_forkrl.run.data import collate_rollouts
 from nano_forkrl.entropy import token_logprobs_and_entropy
 from nano_forkrl.sampling import TorchSampler, sample_next
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import needs_cuda
 
-from nano_forkrl.config import parse_args
+from nano_forkrl.run.config import parse_args
 from nano_forkrl.train import train
 
 FAST = ["--eval-n", "8", "--eval-k", "2", "--prompts-per-step", "8", "--mini-batch-prompts", "4",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nano_forkrl.latex import normalize
+from nano_forkrl.verifier.latex import normalize
 from nano_forkrl.verify import extract_answer, is_equivalent, r1_zero_reward_fn, reward
 
 MATH500 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval" / "math500" / "test.jsonl"

@@ -1,11 +1,11 @@
-"""Tests for nano_forkrl/policy.py: device/dtype choice, loading from a folder, sampler factory."""
+"""Tests for nano_forkrl/run/policy.py: device/dtype choice, loading from a folder, sampler factory."""
 import contextlib
 
 import pytest
 import torch
 from conftest import make_tiny_qwen3
 
-from nano_forkrl.policy import (autocast, enable_grad_checkpointing, load_policy, make_sampler, pick_device,
+from nano_forkrl.run.policy import (autocast, enable_grad_checkpointing, load_policy, make_sampler, pick_device,
                                 pick_dtype, random_policy)
 from nano_forkrl.sampling import TorchSampler
 
@@ -21,7 +21,7 @@ def test_device_and_dtype_choice():
 
 @pytest.fixture
 def saved_folder(tmp_path):
-    from nano_forkrl.tiny import build_tiny_tokenizer
+    from nano_forkrl.run.tiny import build_tiny_tokenizer
     tok = build_tiny_tokenizer()
     model = make_tiny_qwen3(vocab_size=len(tok))
     model.save_pretrained(tmp_path)
@@ -52,7 +52,7 @@ def test_random_policy_from_a_config_folder(saved_folder):
 
 
 def test_random_tiny_has_the_tiny_architecture():
-    from nano_forkrl.tiny import build_tiny_tokenizer, tiny_config
+    from nano_forkrl.run.tiny import build_tiny_tokenizer, tiny_config
 
     model, tok = random_policy("tiny", "cpu")
     assert model.config.hidden_size == tiny_config(len(build_tiny_tokenizer())).hidden_size

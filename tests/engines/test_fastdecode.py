@@ -1,10 +1,10 @@
-"""Tests for nano_forkrl/fastdecode.py: the static-cache decoder must give the plain HF path's tokens."""
+"""Tests for nano_forkrl/engines/fastdecode.py: the static-cache decoder must give the plain HF path's tokens."""
 import pytest
 import torch
 from conftest import SHARED_QWEN3, greedy_rows_equal_up_to_ties, make_tiny_qwen3, needs_cuda, tiny_prompts
 from test_sampling import PROMPTS, CharTok
 
-from nano_forkrl.fastdecode import BUCKET, StaticCacheDecoder
+from nano_forkrl.engines.fastdecode import BUCKET, StaticCacheDecoder
 from nano_forkrl.sampling import TorchSampler
 
 
@@ -54,7 +54,7 @@ def test_prefill_logits_equal_hf_forward_with_left_padding():
 def test_cuda_graph_decoder_greedy_equals_plain_path():
     """The CUDA path proper: static KV cache + CUDA graphs, decoding with a bf16 copy of the fp32 policy, against
     the plain HF path with the same bf16 copy, on the warm-started tiny model (confident logits: few near-ties)."""
-    from nano_forkrl.policy import load_policy
+    from nano_forkrl.run.policy import load_policy
 
     model, tok = load_policy("tiny", device="cuda")
     prompts, kw = tiny_prompts(64), dict(max_new_tokens=48, temperature=0, batch_size=64)
@@ -70,7 +70,7 @@ def test_cuda_graph_decoder_greedy_equals_plain_path():
 def test_cuda_graph_decoder_on_the_qwen3_0_6b_shape():
     """GQA 16/8 heads, head_dim 128, vocab 151,936 with random weights (near-ties everywhere: the helper checks
     that every divergence is one)."""
-    from nano_forkrl.policy import load_policy
+    from nano_forkrl.run.policy import load_policy
 
     if not (SHARED_QWEN3 / "config.json").exists():
         pytest.skip(f"Qwen3-0.6B config not found at {SHARED_QWEN3} (set NANO_FORKRL_QWEN3_DIR)")
@@ -87,7 +87,7 @@ def test_cuda_graph_decoder_on_the_qwen3_0_6b_shape():
 def test_kv_rows_counts_the_cache_by_hand():
     from transformers import Qwen3Config
 
-    from nano_forkrl.fastdecode import kv_rows
+    from nano_forkrl.engines.fastdecode import kv_rows
     cfg = Qwen3Config(num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8, head_dim=128)  # 0.6B
     per_slot = 2 * 28 * 8 * 128 * 2  # K and V, every layer, bf16: 112 KiB per token
     assert per_slot == 112 * 1024

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from nano_forkrl.config import to_dict
+from nano_forkrl.run.config import to_dict
 
 
 def save_checkpoint(out_dir, model, tokenizer, optimizer, sampler, step, cursor, cfg):

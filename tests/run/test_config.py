@@ -1,7 +1,7 @@
-"""Tests for nano_forkrl/config.py: presets, overrides, and clear errors for bad values."""
+"""Tests for nano_forkrl/run/config.py: presets, overrides, and clear errors for bad values."""
 import pytest
 
-from nano_forkrl.config import PRESETS, Config, parse_args, validate
+from nano_forkrl.run.config import PRESETS, Config, parse_args, validate
 
 
 def test_default_is_the_tiny_preset():

@@ -13,7 +13,7 @@ import sympy
 from sympy.core.function import AppliedUndef
 from sympy.parsing.sympy_parser import implicit_multiplication_application, parse_expr, standard_transformations
 
-from .latex import closing
+from nano_forkrl.verifier.latex import closing
 
 _FUNCS = ["sin", "cos", "tan", "cot", "sec", "csc", "asin", "acos", "atan", "sinh", "cosh", "tanh", "log", "exp"]
 _GREEK = "alpha beta gamma delta epsilon zeta eta theta iota kappa mu nu xi rho sigma tau phi chi psi omega".split()

@@ -1,7 +1,7 @@
-"""Tests for nano_forkrl.latex: canonical strings and structures."""
+"""Tests for nano_forkrl.verifier.latex: canonical strings and structures."""
 import pytest
 
-from nano_forkrl.latex import closing, normalize, split_top, structure
+from nano_forkrl.verifier.latex import closing, normalize, split_top, structure
 
 
 @pytest.mark.parametrize("raw, canonical", [

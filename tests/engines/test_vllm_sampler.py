@@ -1,4 +1,4 @@
-"""Tests for nano_forkrl/vllm_sampler.py without a GPU: a stand-in `vllm` module records what the sampler asks
+"""Tests for nano_forkrl/engines/vllm_sampler.py without a GPU: a stand-in `vllm` module records what the sampler asks
 of the engine (vLLM itself only runs on CUDA; the real engine is exercised on a GPU machine, see README)."""
 import importlib.util
 import json
@@ -56,13 +56,13 @@ def fake_vllm(monkeypatch):
 
 @pytest.fixture
 def policy():
-    from nano_forkrl.tiny import build_tiny_tokenizer
+    from nano_forkrl.run.tiny import build_tiny_tokenizer
     tok = build_tiny_tokenizer()
     return make_tiny_qwen3(vocab_size=len(tok) + 6), tok  # embedding rows beyond the tokenizer, as in Qwen3
 
 
 def test_engine_is_built_in_process_in_bf16_and_gets_the_weights(fake_vllm, policy, monkeypatch):
-    from nano_forkrl.vllm_sampler import VLLMSampler
+    from nano_forkrl.engines.vllm_sampler import VLLMSampler
     monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
     model, tok = policy
     s = VLLMSampler(model, tok, max_new_tokens=7, seed=3, gpu_memory_utilization=0.3)
@@ -83,7 +83,7 @@ def test_engine_is_built_in_process_in_bf16_and_gets_the_weights(fake_vllm, poli
 
 
 def test_generate_returns_group_contiguous_rollouts(fake_vllm, policy):
-    from nano_forkrl.vllm_sampler import VLLMSampler
+    from nano_forkrl.engines.vllm_sampler import VLLMSampler
     model, tok = policy
     s = VLLMSampler(model, tok, max_new_tokens=7, temperature=0.8, top_p=0.9, seed=3)
     rs = s.generate(["Compute 1+2.\n", [3, 4]], n=2)
@@ -97,7 +97,7 @@ def test_generate_returns_group_contiguous_rollouts(fake_vllm, policy):
 
 
 def test_seeds_are_reproducible_and_restorable(fake_vllm, policy):
-    from nano_forkrl.vllm_sampler import VLLMSampler
+    from nano_forkrl.engines.vllm_sampler import VLLMSampler
     model, tok = policy
     s = VLLMSampler(model, tok, seed=3)
     state = s.rng_state()
@@ -119,12 +119,12 @@ needs_vllm = pytest.mark.skipif(not (torch.cuda.is_available() and importlib.uti
 def test_cuda_vllm_greedy_equals_torch_sampler_and_follows_weight_pushes():
     """The issue's two device checks: (1) vLLM's greedy tokens equal TorchSampler's for the same prompts; (2) after
     a policy update and `load_weights`, vLLM's greedy tokens are the updated policy's (up to bf16 near-ties)."""
-    from nano_forkrl.data import tokenize_prompt_and_output
+    from nano_forkrl.run.data import tokenize_prompt_and_output
     from nano_forkrl.entropy import get_response_log_probs
     from nano_forkrl.loss import sft_microbatch_train_step
-    from nano_forkrl.policy import load_policy
+    from nano_forkrl.run.policy import load_policy
     from nano_forkrl.sampling import TorchSampler
-    from nano_forkrl.vllm_sampler import VLLMSampler
+    from nano_forkrl.engines.vllm_sampler import VLLMSampler
 
     model, tok = load_policy("tiny", device="cuda")
     prompts, kw = tiny_prompts(32), dict(max_new_tokens=40, temperature=0)

@@ -180,7 +180,7 @@ def load_tiny(cache_dir=None, *, force=False, seed=0, **warm):
     root = Path(cache_dir or os.environ.get("NANO_FORKRL_CACHE") or Path.home() / ".cache" / "nano_forkrl")
     folder = root / f"tiny-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if force or not folder.is_dir():
-        print(f"nano_forkrl.tiny: warm start (about a minute on 2 CPU cores, once) -> {folder}", flush=True)
+        print(f"nano_forkrl.run.tiny: warm start (about a minute on 2 CPU cores, once) -> {folder}", flush=True)
         tokenizer = build_tiny_tokenizer()
         torch.manual_seed(seed)
         model = Qwen3ForCausalLM(tiny_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id))

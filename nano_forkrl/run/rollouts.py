@@ -11,7 +11,7 @@ collected. Rewards come from `verify.reward`, plus DAPO's soft overlong penalty 
 import torch
 
 from nano_forkrl.advantage import dynamic_sampling_keep, overlong_penalty
-from nano_forkrl.data import format_prompt
+from nano_forkrl.run.data import format_prompt
 from nano_forkrl.verify import reward
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from nano_forkrl.extract import boxed_answer
+from nano_forkrl.verifier.extract import boxed_answer
 
 EVALSETS_DIR = Path(__file__).parent / "evalsets"
 _DAPO_WRAPPER = re.compile(r"\ASolve the following math problem.*?\n\n|\n\nRemember to put your answer.*\Z", re.S)

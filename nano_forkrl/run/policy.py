@@ -2,7 +2,7 @@
 
 Shared by `train`, `evaluate`, `analysis` and `bench` so that all four load a model the same way:
 
-- `"tiny"` is the embedded default: the warm-started tiny Qwen3 of `nano_forkrl.tiny` (built and cached on
+- `"tiny"` is the embedded default: the warm-started tiny Qwen3 of `nano_forkrl.run.tiny` (built and cached on
   first use, CPU friendly).
 - Anything else goes to `AutoModelForCausalLM.from_pretrained(name_or_path)`: a hub name such as
   `Qwen/Qwen3-0.6B-Base` (needs network or a warm HF cache) or a local folder written by `save_pretrained`
@@ -43,7 +43,7 @@ def load_policy(name_or_path, device="auto", dtype="auto", seed=0):
     device = pick_device(device)
     dtype = pick_dtype(dtype, device)
     if name_or_path == "tiny":
-        from nano_forkrl.tiny import load_tiny
+        from nano_forkrl.run.tiny import load_tiny
 
         model, tokenizer = load_tiny(seed=seed)
     elif name_or_path.startswith("random:"):
@@ -70,7 +70,7 @@ def random_policy(source, device, dtype=torch.float32, seed=0):
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if source == "tiny":
-        from nano_forkrl.tiny import build_tiny_tokenizer, tiny_config
+        from nano_forkrl.run.tiny import build_tiny_tokenizer, tiny_config
 
         tokenizer = build_tiny_tokenizer()
         config = tiny_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
@@ -91,7 +91,7 @@ def make_sampler(kind, model, tokenizer, *, max_new_tokens, temperature=1.0, top
     if kind == "auto":
         kind = "vllm" if on_cuda and _vllm_importable() else "torch"
     if kind == "vllm":
-        from nano_forkrl.vllm_sampler import VLLMSampler
+        from nano_forkrl.engines.vllm_sampler import VLLMSampler
 
         return VLLMSampler(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature,
                            top_p=top_p, seed=seed, gpu_memory_utilization=gpu_memory_utilization, eos_ids=eos_ids)

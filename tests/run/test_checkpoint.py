@@ -1,12 +1,12 @@
-"""Tests for nano_forkrl/checkpoint.py: atomic checkpoint folders and the metrics log on resume.
+"""Tests for nano_forkrl/run/checkpoint.py: atomic checkpoint folders and the metrics log on resume.
 (The bit-exact resume of a whole run is tested in test_train.py.)"""
 import json
 
 import torch
 from conftest import make_tiny_qwen3
 
-from nano_forkrl.checkpoint import Logger, restore_state, save_checkpoint
-from nano_forkrl.config import Config
+from nano_forkrl.run.checkpoint import Logger, restore_state, save_checkpoint
+from nano_forkrl.run.config import Config
 
 
 class FakeSampler:
@@ -21,7 +21,7 @@ class FakeSampler:
 
 
 def test_save_then_restore_round_trip(tmp_path):
-    from nano_forkrl.tiny import build_tiny_tokenizer
+    from nano_forkrl.run.tiny import build_tiny_tokenizer
     tok = build_tiny_tokenizer()
     model = make_tiny_qwen3(vocab_size=len(tok))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -46,7 +46,7 @@ def test_save_then_restore_round_trip(tmp_path):
 
 
 def test_a_stale_temp_folder_from_a_killed_save_is_replaced(tmp_path):
-    from nano_forkrl.tiny import build_tiny_tokenizer
+    from nano_forkrl.run.tiny import build_tiny_tokenizer
     tok = build_tiny_tokenizer()
     model = make_tiny_qwen3(vocab_size=len(tok))
     (tmp_path / "checkpoint.tmp").mkdir()
@@ -67,7 +67,7 @@ def test_logger_drops_lines_written_after_the_checkpoint(tmp_path):
 
 
 def test_a_kill_between_the_two_renames_resumes_from_the_old_folder(tmp_path):
-    from nano_forkrl.checkpoint import latest_checkpoint
+    from nano_forkrl.run.checkpoint import latest_checkpoint
     assert latest_checkpoint(tmp_path) is None
     (tmp_path / "checkpoint.old").mkdir()
     (tmp_path / "checkpoint.old" / "trainer_state.pt").write_bytes(b"x")  # save renamed checkpoint -> .old, then died

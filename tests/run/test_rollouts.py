@@ -1,8 +1,8 @@
-"""Tests for nano_forkrl/rollouts.py: the resumable prompt stream and DAPO's dynamic sampling."""
+"""Tests for nano_forkrl/run/rollouts.py: the resumable prompt stream and DAPO's dynamic sampling."""
 import pytest
 
-from nano_forkrl.config import parse_args
-from nano_forkrl.rollouts import collect_rollouts, next_prompts
+from nano_forkrl.run.config import parse_args
+from nano_forkrl.run.rollouts import collect_rollouts, next_prompts
 from nano_forkrl.sampling import Rollout
 
 

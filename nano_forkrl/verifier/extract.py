@@ -13,7 +13,7 @@ Everything here is regex work and linear in the length of the response (response
 """
 import re
 
-from .latex import closing
+from nano_forkrl.verifier.latex import closing
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)(?=[\s{])\s*")
 _MARKER = re.compile(r"####|\banswer\s*(?:is\b|:)", re.IGNORECASE)

@@ -1,10 +1,10 @@
-"""Tests for nano_forkrl/evaluate.py: the pass@k estimator and avg@k on a scripted sampler."""
+"""Tests for nano_forkrl/tools/evaluate.py: the pass@k estimator and avg@k on a scripted sampler."""
 from math import comb
 
 import pytest
 import torch
 
-from nano_forkrl.evaluate import evaluate, pass_at_k
+from nano_forkrl.tools.evaluate import evaluate, pass_at_k
 from nano_forkrl.sampling import Rollout
 
 
@@ -50,7 +50,7 @@ def test_avg_and_pass_at_k_and_rng_restored():
 
 
 def test_cli_defaults_follow_what_the_model_is(tmp_path):
-    from nano_forkrl.evaluate import cli_defaults
+    from nano_forkrl.tools.evaluate import cli_defaults
     assert cli_defaults("tiny", None, None, None, long=4096) == ("tiny", "plain", 48)
     assert cli_defaults("Qwen/Qwen3-0.6B-Base", None, None, None, long=4096) == ("math500", "boxed", 4096)
     assert cli_defaults("x", "aime24", "r1-zero", 100, long=4096) == ("aime24", "r1-zero", 100)  # given: kept

@@ -2,7 +2,7 @@
 import pytest
 from conftest import make_tiny_qwen3
 
-from nano_forkrl.flops import PEAK_TFLOPS, flops_per_token, mfu, non_embedding_params, peak_tflops
+from nano_forkrl.tools.flops import PEAK_TFLOPS, flops_per_token, mfu, non_embedding_params, peak_tflops
 
 
 def _layer_params(hidden=32, heads=4, kv_heads=2, head_dim=8, inter=64):

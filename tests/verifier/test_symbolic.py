@@ -1,10 +1,10 @@
-"""Tests for nano_forkrl.symbolic: LaTeX -> sympy, garbage -> None, and the size guard."""
+"""Tests for nano_forkrl.verifier.symbolic: LaTeX -> sympy, garbage -> None, and the size guard."""
 import time
 
 import pytest
 import sympy
 
-from nano_forkrl.symbolic import latex_to_python, to_sympy
+from nano_forkrl.verifier.symbolic import latex_to_python, to_sympy
 
 x, y, n = sympy.symbols("x y n")
 

@@ -2,7 +2,7 @@
 
 Presets
 - `tiny` (default): the embedded CPU job. A warm-started 0.12M-parameter Qwen3 on synthetic step-by-step
-  arithmetic (`nano_forkrl.tiny`): 300 steps of 32 prompts x 8 samples, lr 5e-4, a few minutes on 2 cores.
+  arithmetic (`nano_forkrl.run.tiny`): 300 steps of 32 prompts x 8 samples, lr 5e-4, a few minutes on 2 cores.
 - `qwen3-0.6b`, `qwen3-1.7b`, `qwen3-4b`, `qwen3-8b`: the paper's DAPO recipe scaled to one GPU node.
   The paper (Wang et al. 2025, on top of DAPO) used 512 prompts x 16 responses per rollout batch, mini-batches
   of 32 prompts (16 gradient steps per batch), lr 1e-6, eps_low 0.2 / eps_high 0.28, no KL, temperature 1.0,

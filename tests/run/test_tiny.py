@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nano_forkrl import tiny
+from nano_forkrl.run import tiny
 
 STEP = re.compile(r"^(\d+)([+-])(\d+)=(\d+)$")
 

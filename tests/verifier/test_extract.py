@@ -1,10 +1,10 @@
-"""Tests for nano_forkrl.extract: which part of a response is the committed final answer (box, list of boxes,
+"""Tests for nano_forkrl.verifier.extract: which part of a response is the committed final answer (box, list of boxes,
 marker, <answer> tags, </think>), and that junk of any size gives None quickly."""
 import time
 
 import pytest
 
-from nano_forkrl.extract import extract_answer
+from nano_forkrl.verifier.extract import extract_answer
 from nano_forkrl.verify import extract_answer as extract_answer_from_verify
 
 NEVER_HANGS_S = 10.0  # generous bound for "returns quickly"

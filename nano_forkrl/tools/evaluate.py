@@ -9,7 +9,7 @@ For each problem we draw k samples and count c correct ones (reward from `verify
 The same sampler as training is used (temperature, top-p, max tokens), with a fixed seed so that scores at
 different training steps are comparable.
 
-CLI:  python -m nano_forkrl.evaluate --model PATH --bench aime24 --k 8
+CLI:  python -m nano_forkrl.tools.evaluate --model PATH --bench aime24 --k 8
 """
 import argparse
 import json
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import transformers
 
-from nano_forkrl.data import format_prompt, load_problems
+from nano_forkrl.run.data import format_prompt, load_problems
 from nano_forkrl.verify import reward
 
 
@@ -84,12 +84,12 @@ def main(argv=None):
     args = ap.parse_args(argv)
     transformers.utils.logging.disable_progress_bar()  # one result, not a bar per weight load
 
-    from nano_forkrl.policy import load_policy, make_sampler
+    from nano_forkrl.run.policy import load_policy, make_sampler
 
     bench, template, max_new = cli_defaults(args.model, args.bench, args.template, args.max_new_tokens, long=4096)
     model, tokenizer = load_policy(args.model, args.device)
     if bench == "tiny":
-        from nano_forkrl.tiny import tiny_problems
+        from nano_forkrl.run.tiny import tiny_problems
 
         problems = tiny_problems("test", args.n or 200)
     else:

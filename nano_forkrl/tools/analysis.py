@@ -11,7 +11,7 @@ Qwen3-8B on AIME'24/'25, entropy H_t = -sum_v p_v log p_v of the temperature-1 n
 And in Section 4 (Table 1, Qwen3-14B + DAPO): RLVR keeps the base model's forks, the top-20% positions of the
 base and RL-trained models overlap by more than 86% on the same responses           -> `topk_overlap`
 
-CLI: python -m nano_forkrl.analysis --model PATH --bench math500 --n 64 [--k 1] [--compare RL_PATH] [--sweep]
+CLI: python -m nano_forkrl.tools.analysis --model PATH --bench math500 --n 64 [--k 1] [--compare RL_PATH] [--sweep]
 writes stats.json and entropy_hist.png to --out. CPU and CUDA: same code; on CUDA entropies run under bf16 autocast.
 """
 import argparse
@@ -24,12 +24,12 @@ from pathlib import Path
 import torch
 import transformers
 
-from nano_forkrl.data import collate_rollouts, format_prompt, load_problems
+from nano_forkrl.run.data import collate_rollouts, format_prompt, load_problems
 from nano_forkrl.entropy import score_batch, token_entropy
 from nano_forkrl.masking import top_entropy_mask
-from nano_forkrl.policy import load_policy, make_sampler
+from nano_forkrl.run.policy import load_policy, make_sampler
 from nano_forkrl.sampling import TorchSampler, sample_next
-from nano_forkrl.tiny import tiny_problems
+from nano_forkrl.run.tiny import tiny_problems
 
 DEFAULT_PAIRS = ((1.0, 1.0), (0.0, 1.0), (0.5, 1.0), (1.5, 1.0), (1.0, 0.5), (1.0, 1.5))  # (t_high, t_low)
 
@@ -111,7 +111,7 @@ class BucketTemperatureSampler(TorchSampler):
 def bucket_temperature_sweep(model, tokenizer, problems, *, threshold, pairs=DEFAULT_PAIRS, k=1, template="plain",
                              max_new_tokens=256, seed=1234):
     """The Section 3 temperature experiment: avg@k for each (t_high, t_low); every pair sees the same noise."""
-    from nano_forkrl.evaluate import evaluate
+    from nano_forkrl.tools.evaluate import evaluate
 
     sampler = BucketTemperatureSampler(model, tokenizer, threshold=threshold, max_new_tokens=max_new_tokens, seed=seed)
     rows = []
@@ -154,7 +154,7 @@ def main(argv=None):
     ap.add_argument("--out", default="analysis_out")
     args = ap.parse_args(argv)
     transformers.utils.logging.disable_progress_bar()  # one result, not a bar per weight load
-    from nano_forkrl.evaluate import cli_defaults
+    from nano_forkrl.tools.evaluate import cli_defaults
     from nano_forkrl.verify import reward  # lazy, like evaluate: sympy is only needed here
 
     bench, template, max_new = cli_defaults(args.model, args.bench, args.template, args.max_new_tokens, long=2048)

@@ -1,4 +1,4 @@
-"""Tests for nano_forkrl.analysis: statistics and tables by hand / brute force, the bucket sampler against
+"""Tests for nano_forkrl.tools.analysis: statistics and tables by hand / brute force, the bucket sampler against
 TorchSampler, and the CLI end to end on a random tiny Qwen3 saved to disk."""
 import json
 import math
@@ -7,12 +7,12 @@ import pytest
 import torch
 from conftest import make_tiny_qwen3
 
-import nano_forkrl.evaluate as evaluate_mod
-from nano_forkrl.analysis import (DEFAULT_PAIRS, BucketTemperatureSampler, bucket_temperature_sweep,
+import nano_forkrl.tools.evaluate as evaluate_mod
+from nano_forkrl.tools.analysis import (DEFAULT_PAIRS, BucketTemperatureSampler, bucket_temperature_sweep,
                                   entropy_statistics, forking_token_table, main, response_entropy, topk_overlap)
 from nano_forkrl.entropy import token_entropy
 from nano_forkrl.sampling import TorchSampler
-from nano_forkrl.tiny import build_tiny_tokenizer, tiny_problems
+from nano_forkrl.run.tiny import build_tiny_tokenizer, tiny_problems
 
 VOCAB = 288  # > len(tiny tokenizer) = 270: the padded ids of the embedding are exercised too
 

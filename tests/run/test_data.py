@@ -1,4 +1,4 @@
-"""Tests for nano_forkrl/data.py: loading problems, prompt templates, and the shifted, padded token batches."""
+"""Tests for nano_forkrl/run/data.py: loading problems, prompt templates, and the shifted, padded token batches."""
 import hashlib
 import json
 import sys
@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from nano_forkrl import data
-from nano_forkrl.data import (
+from nano_forkrl.run import data
+from nano_forkrl.run.data import (
     TEMPLATES, VENDORED, DataError, collate_rollouts, format_prompt, load_problems, tokenize_prompt_and_output,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 COUNTS = {"aime24": 30, "aime25": 30, "amc23": 40, "math500": 500, "gsm8k": 1319}
 
 
