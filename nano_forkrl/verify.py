@@ -6,46 +6,61 @@ extract.py finds the committed answer; this module decides whether it equals gol
 too easily is a reward-hacking hole: every rule errs towards "not equal". It compares
   1. canonical strings (latex.normalize; "%" is dropped, so 10\\% == 10 != 0.1), then
   2. structures (latex.structure): tuples, intervals, matrices in order and with the same brackets; sets,
-     comma lists ("1, 2" == "2,1") and unions of intervals as multisets of the same length, then
-  3. elements: integers exactly; with a decimal or an irrational up to a relative error of 1e-6 (0.333 != 1/3,
-     0.3333333 == 1/3); else with sympy: expand(a-b) == 0 or simplify(a-b) == 0. Equations and inequalities
-     need the same relations in the same order ("5 >= x" reads "x <= 5") and equal sides: y = 2x is not 2x = y.
+     comma lists ("1, 2" == "2,1") and unions of intervals as multisets of the same length; an inequality in
+     one variable against the interval it states; a labelled list ("AB=4, CD=5") against its values in order;
+  3. elements: exactly where the answer is exact (integers, fractions and decimals as rationals: 123456.7 !=
+     123456.8, 1.0000001 != 1); a decimal against an irrational or a non-terminating fraction up to a relative
+     1e-6 (0.333 != 1/3, 0.3333333 == 1/3); else with sympy: expand or simplify of the difference is 0 (exact
+     also at huge magnitude: e^{100} != e^{100}+1). Undefined values (1/0, 0^0) equal nothing, not even
+     themselves. Relations: relations.py (chains, equations up to a constant factor, orientation).
 Time bound: cheap guards first (answers over MAX_CHARS are rejected; symbolic.to_sympy refuses numbers of over
-1e5 digits before sympy evaluates them), then the sympy part under a hard limit: SIGALRM (setitimer) in the main
-thread, which interrupts Python code; in other threads (signals are main-thread only) a forked child process
-(spawn off Linux) that is killed at the deadline. Timeouts and errors count as "not equal": nothing raises.
+1e5 digits before sympy evaluates them), then the sympy part under a hard limit (timebound.py, which also works in
+threads of multiprocessing.Pool workers). Timeouts and errors count as "not equal": nothing raises.
 """
-import contextlib
-import multiprocessing
 import re
-import signal
-import sys
-import threading
 from fractions import Fraction
 
 import sympy
 
-from nano_forkrl.verifier.extract import extract_answer  # which part of a response is the answer (still importable from here)
+from nano_forkrl.verifier.extract import extract_answer  # re-exported: which part of a response is the answer
 from nano_forkrl.verifier.latex import normalize, structure
+from nano_forkrl.verifier.relations import RELATION, as_interval, chain_value, same_up_to_factor, sides
 from nano_forkrl.verifier.symbolic import to_sympy
+from nano_forkrl.verifier.timebound import bounded
 
+__all__ = ["extract_answer", "is_equivalent", "reward", "r1_zero_reward_fn"]
 MAX_CHARS = 1000  # a longer "answer" is not an answer
-REL_TOL = Fraction(1, 10**6)
+REL_TOL = sympy.Rational(1, 10**6)
+VERIFIERS = ("ours", "math-verify")
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)")
+_DECIMAL = re.compile(r"-?(?:\d+\.\d+|\.\d+)")  # what may stand for an approximation of an irrational
 _WORD = re.compile(r"[a-z]{2,}")  # "east": text, not the product e*a*s*t (which would equal "seat")
-_RELATION = re.compile(r"(<=|>=|≠|=|<|>)")  # latex.normalize wrote \leq as <=, \ne as ≠
+_LABELLED = re.compile(r"(?:\\?[A-Za-z]+(?:_\{?\w+\}?)?)=([^=<>≠≈]+)")  # AB=4, x_1=..., \alpha=...
 
 
 # ---------------------------------------------------------------- structured answers
+def _defined(s):
+    """False if any element of s is undefined (1/0, 0/0, 0^0): such an answer equals nothing."""
+    kind, _, parts = structure(s)
+    if kind != "scalar":
+        return all(map(_defined, parts))
+    values = [to_sympy(side) for side in RELATION.split(parts[0])[::2]]
+    return not any(v is not None and v.has(sympy.nan, sympy.zoo) for v in values)
+
+
 def _equal(a, b):
-    """Equality of two normalized answers (no time bound here: see _bounded)."""
+    """Equality of two normalized answers (no time bound here: see timebound.bounded)."""
+    if a == b:
+        return _defined(a)
     (kind, brackets, xs), (kind_b, brackets_b, ys) = structure(a), structure(b)
-    if a == b or (kind, brackets, len(xs)) != (kind_b, brackets_b, len(ys)):
-        return a == b
+    if (kind, brackets, len(xs)) != (kind_b, brackets_b, len(ys)):
+        return _across_kinds(a, (kind, xs), b, (kind_b, ys))
     if kind == "scalar":
         return _scalar_equal(xs[0], ys[0])
     if kind == "tuple":  # also intervals and matrices (brackets holds the shape)
         return all(map(_equal, xs, ys))
+    if _labelled(xs) != _labelled(ys):  # "AB=4, CD=5" against "4, 5": the values in the order written
+        return _labelled(xs) and _values_equal(xs, ys) or _labelled(ys) and _values_equal(ys, xs)
     unused = list(ys)  # set / list / union: every element of xs equals a different element of ys
     for x in xs:
         hit = next((k for k, y in enumerate(unused) if _equal(x, y)), None)
@@ -55,100 +70,63 @@ def _equal(a, b):
     return True
 
 
+def _labelled(parts):
+    return len(parts) > 1 and all(_LABELLED.fullmatch(p) for p in parts)
+
+
+def _values_equal(labelled, values):
+    return not any(RELATION.search(v) for v in values) and all(
+        _equal(_LABELLED.fullmatch(p)[1], v) for p, v in zip(labelled, values))
+
+
+def _across_kinds(a, kind_a, b, kind_b):
+    """An inequality against the interval it states ("0 < x < 1" vs "(0,1)"); a labelled list of another kind."""
+    for (s, (kind, xs)), other in (((a, kind_a), b), ((b, kind_b), a)):
+        if kind == "scalar" and (interval := as_interval(xs[0])) is not None and interval != s:
+            return _equal(interval, other)
+        if kind == "set" and _labelled(xs) and structure(other)[0] != "scalar":
+            return _values_equal(xs, structure(other)[2])
+    return False
+
+
 # ---------------------------------------------------------------- elements: numeric, then symbolic
-def _close(x, y):
-    """|x - y| <= 1e-6 max(|x|, |y|), for Fractions (exact, no overflow) or sympy Floats (no overflow either)."""
-    return abs(x - y) <= REL_TOL * max(abs(x), abs(y))
-
-
 def _scalar_equal(a, b):
+    a, b = chain_value(a), chain_value(b)
     if a == b or _WORD.fullmatch(a) or _WORD.fullmatch(b):
-        return a == b  # words compare as text (normalize lower-cased them)
-    sides_a, sides_b = _oriented(_RELATION.split(a)), _oriented(_RELATION.split(b))
+        return a == b and _defined(a)  # words compare as text (normalize lower-cased them)
+    sides_a, sides_b = sides(a), sides(b)
     if len(sides_a) > 1 or len(sides_b) > 1:  # equations and inequalities: same relations, equal sides in order
         same = len(sides_a) == len(sides_b) and sides_a[1::2] == sides_b[1::2] and "" not in sides_a + sides_b
-        return same and all(map(_scalar_equal, sides_a[::2], sides_b[::2]))
+        return same and all(map(_scalar_equal, sides_a[::2], sides_b[::2])) or same_up_to_factor(a, b)
     if _NUMBER.fullmatch(a) and _NUMBER.fullmatch(b):
-        x, y = Fraction(a), Fraction(b)
-        return x == y if x.denominator == y.denominator == 1 else _close(x, y)  # integers: exactly
-    return _sympy_equal(to_sympy(a), to_sympy(b))
+        return Fraction(a) == Fraction(b)  # exact: 1234567 != 1234567.5
+    return _sympy_equal(a, b)
 
 
-def _oriented(parts):
-    """[sides and relations] of "a > b > c" read as "c < b < a", so that only <, <=, =, ≠ need comparing."""
-    if set(parts[1::2]) & {">", ">="} and not set(parts[1::2]) & {"<", "<="}:
-        return [{">": "<", ">=": "<="}.get(p, p) if k % 2 else p for k, p in enumerate(parts)][::-1]
-    return parts
+def _terminating(x):
+    """x is a rational with a finite decimal expansion (then a decimal that differs from it is a different number)."""
+    if not x.is_Rational:
+        return False
+    q = int(x.q)
+    for p in (2, 5):
+        while q % p == 0:
+            q //= p
+    return q == 1
 
 
-def _sympy_equal(x, y):
+def _sympy_equal(a, b):
+    x, y = to_sympy(a), to_sympy(b)
     if x is None or y is None or x.has(sympy.nan, sympy.zoo) or y.has(sympy.nan, sympy.zoo):
-        return False  # unparseable, too big, or 1/0
-    if not (x - y).free_symbols:  # constants: exact for rationals and infinities, else 1e-6 relative
-        if (x.is_Rational and y.is_Rational) or not (x.is_finite and y.is_finite):
+        return False  # unparseable, too big, or undefined
+    difference = x - y
+    if not difference.free_symbols:  # constants
+        if not (x.is_finite and y.is_finite):
             return x == y
-        return bool(_close(sympy.N(x, 30), sympy.N(y, 30)))
-    return sympy.expand(x - y) == 0 or sympy.simplify(x - y) == 0
-
-
-# ---------------------------------------------------------------- time bound
-class _Timeout(BaseException):  # not an Exception: sympy's own "except Exception" must not swallow it
-    @staticmethod
-    def handler(signum, frame):
-        raise _Timeout
-
-
-def _with_alarm(fn, args, timeout):
-    """Main thread: SIGALRM stops fn after timeout seconds (it interrupts Python code, not one long C call). The
-    alarm repeats every 50 ms: one raised inside a __del__ or a gc callback is swallowed by Python, the next is not."""
-    old_handler = signal.signal(signal.SIGALRM, _Timeout.handler)  # ValueError outside the main interpreter
-    try:
-        signal.setitimer(signal.ITIMER_REAL, max(timeout, 1e-3), 0.05)  # 0 would mean "no alarm"
-        return fn(*args)
-    except (_Timeout, Exception):
-        return False
-    finally:
-        while True:  # an alarm may still land before the timer is off: retry until it is
-            try:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                break
-            except _Timeout:
-                continue
-        signal.signal(signal.SIGALRM, old_handler)
-
-
-def _child(conn, fn, args):
-    try:
-        conn.send(fn(*args))
-    except Exception:
-        conn.send(False)
-
-
-def _in_child(fn, args, timeout):
-    """Other threads (signals are main-thread only): fn runs in a child process that is killed at the deadline."""
-    ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")  # fork: ~10 ms, no imports
-    receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, fn, args), daemon=True)
-    proc.start()  # raises in a daemonic process (no children allowed there): counts as "not equal"
-    send.close()  # so that a dead child reads as end-of-file at once
-    try:
-        return receive.poll(timeout) and receive.recv()
-    finally:
-        proc.kill()
-        proc.join()
-        receive.close()
-
-
-def _bounded(fn, args, timeout):
-    """fn(*args) if it finishes within timeout seconds, else False. Never raises."""
-    try:
-        main = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
-        if main and signal.getitimer(signal.ITIMER_REAL)[0] == 0:  # and the caller has no alarm of its own
-            with contextlib.suppress(ValueError):  # signal.signal refuses outside the main interpreter
-                return _with_alarm(fn, args, timeout)
-        return _in_child(fn, args, timeout)
-    except (_Timeout, Exception):
-        return False
+        if difference == 0 or sympy.simplify(difference) == 0 or difference.equals(0) is True:
+            return True
+        approximate = (_DECIMAL.fullmatch(a) and not _terminating(y)) or (_DECIMAL.fullmatch(b) and not _terminating(x))
+        return bool(approximate) and bool(abs(sympy.N(difference, 30)) <= REL_TOL * abs(sympy.N(y, 30)))
+    return sympy.expand(difference) == 0 or sympy.simplify(difference) == 0
 
 
 # ---------------------------------------------------------------- reward
@@ -157,13 +135,24 @@ def is_equivalent(pred, gold, *, timeout=1.0):
     if not (isinstance(pred, str) and isinstance(gold, str)) or max(len(pred), len(gold)) > MAX_CHARS:
         return False
     a, b = normalize(pred), normalize(gold)  # regex work only
-    if a == b or (_NUMBER.fullmatch(a) and _NUMBER.fullmatch(b)):  # the common case needs neither sympy nor a timer
-        return bool(a) and _scalar_equal(a, b)
-    return bool(a and b and _bounded(_equal, (a, b), timeout))
+    if _NUMBER.fullmatch(a) and _NUMBER.fullmatch(b):  # the common case needs neither sympy nor a timer
+        return Fraction(a) == Fraction(b)
+    try:
+        return bool(a and b and bounded(_equal, (a, b), timeout))
+    except RuntimeError:
+        raise
+    except Exception:  # nothing else may escape: garbage is "not equal"
+        return False
 
 
-def reward(response, gold, *, correct=1.0, wrong=0.0, timeout=1.0):
-    """correct if the response's final answer equals gold, else wrong (DAPO: correct=1.0, wrong=-1.0)."""
+def reward(response, gold, *, correct=1.0, wrong=0.0, timeout=1.0, verifier="ours"):
+    """correct if the response's final answer equals gold, else wrong (DAPO: correct=1.0, wrong=-1.0).
+    verifier="math-verify" judges with the optional Math-Verify package instead (verifier/math_verify.py)."""
+    if verifier not in VERIFIERS:
+        raise ValueError(f"verifier must be one of {VERIFIERS}, not {verifier!r}")
+    if verifier == "math-verify":
+        from nano_forkrl.verifier.math_verify import reward_math_verify  # lazy: an optional dependency
+        return reward_math_verify(response, gold, correct=correct, wrong=wrong, timeout=timeout)
     pred = extract_answer(response)
     return correct if pred is not None and is_equivalent(pred, gold, timeout=timeout) else wrong
 

@@ -3,24 +3,33 @@
     r(response, gold) = correct if is_equivalent(extract_answer(response), gold) else wrong
 
 Only a committed answer counts, so that the model cannot be rewarded for a number that merely appears somewhere:
-  * only the text after the LAST </think> (an unclosed <think> means "still thinking": no answer at all);
+  * only the text after the LAST </think> (an unclosed <think> means "still thinking": no answer at all), and
+    before a leaked chat-template token (<|im_start|>: the turn ended there);
   * inside the last <answer>...</answer> block if there is one (the CS336 / R1-zero format);
-  * in it the last \\boxed{...} / \\fbox{...} / "\\boxed 7", else the last "#### 72" / "answer is ..." /
-    "Answer: ..." marker, else (inside <answer> tags only) the whole tagged text.
-Several boxes in a row, "\\boxed{-2} and \\boxed{1}" or "\\boxed{3}, \\boxed{5}", are one list "-2, 1": a list
-is compared as a multiset of the same length (verify.py), so listing candidates never hedges a single answer.
+  * in it the last \\boxed{...} / \\fbox{...} / "\\boxed 7" (a later "Final Answer: ..." line overrides it),
+    else the last "#### 72" / "answer is ..." / "Answer: ..." / "Answer $9$" marker, else (inside <answer>
+    tags only) the whole tagged text, else a concluding last sentence ("Therefore, ... is 2/3.", prose.py).
+Several boxes in a row, "\\boxed{-2} and \\boxed{1}", "\\boxed{3}, \\boxed{5}" or "\\boxed{1} papers and
+\\boxed{2} bins", are one list "-2, 1": a list is compared as a multiset of the same length (verify.py), so
+listing candidates never hedges a single answer. "or", "=" or a sentence end between two boxes breaks the run.
 Everything here is regex work and linear in the length of the response (responses are up to ~30k tokens).
 """
 import re
 
 from nano_forkrl.verifier.latex import closing
+from nano_forkrl.verifier.prose import conclusion, last_sentence, math_spans, sentence_answer, strip_end
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)(?=[\s{])\s*")
-_MARKER = re.compile(r"####|\banswer\s*(?:is\b|:)", re.IGNORECASE)
-# what may stand between two boxes of one list: spaces, math delimiters, \quad, and at least one "," ";" "and"
-# (not "or": "\boxed{1\frac12} or \boxed{\frac32}" are two forms of one answer)
-_GAP = re.compile(r"(?:\s|\$|\\[()[\]]|\\quad\b|\\text\{\s*and\s*\}|[,;]|\band\b)*")
+_MARKER = re.compile(r"####|\banswer\s*(?:is\b|:|(?=\$|\\[\[(]))", re.IGNORECASE)
+_FINAL = re.compile(r"final answer\s*(?:is\b|:)", re.IGNORECASE)  # overrides an earlier box
+# what may stand between two boxes of one list: spaces, math delimiters, \quad, words and \text{words}, and at
+# least one "," ";" "and" (not "or": "\boxed{1\frac12} or \boxed{\frac32}" are two forms of one answer; not "=":
+# "x = \boxed{-3} and y = \boxed{4}" are labelled values; not "." or a digit)
+_GAP = re.compile(r"(?:[\s,;$()]|\\[()[\]]|\\quad\b|\\text\{[A-Za-z\s()]*\}|[A-Za-z]+)*")
 _LIST_WORD = re.compile(r"[,;]|\band\b")
+# words between boxes only with "and", and never a correction ("\boxed{1}, finally \boxed{2}" is the answer 2)
+_NOT_LIST = re.compile(r"\b(?:or|finally|then|actually|wait|instead|but|so|thus|therefore|hence|not|no)\b", re.I)
+_MAX_GAP = 60
 
 
 def _box_run(text):
@@ -39,12 +48,14 @@ def _box_run(text):
     for m in reversed(found[:-1]):  # walk back while the previous box ends in a list separator before this one
         i = m.end()
         j = closing(text, i) if text.startswith("{", i) else -1
-        gap = text[j + 1:start]
-        if not (0 <= j < start and _GAP.fullmatch(gap) and _LIST_WORD.search(gap)):
+        gap = text[j + 1:start] if 0 <= j < start and start - j <= _MAX_GAP else "."
+        words = re.sub(r"\\[A-Za-z]+|\band\b", "", gap)
+        joined = re.search(r"\band\b", gap) or not re.search(r"[A-Za-z]", words)
+        if not (_GAP.fullmatch(gap) and _LIST_WORD.search(gap) and joined and not _NOT_LIST.search(gap)):
             break
-        run.insert(0, text[i + 1:j])
+        run.append(text[i + 1:j])  # appended backwards and reversed once: linear in the number of boxes
         start = m.start()
-    return run
+    return run[::-1]
 
 
 def boxed_answer(text):
@@ -53,18 +64,37 @@ def boxed_answer(text):
     return ", ".join(boxes) or None
 
 
-def _after_marker(text):
-    """What follows the last answer marker, to the end of its line or sentence, without $ and period."""
-    found = list(_MARKER.finditer(text))
-    rest = text[found[-1].end():].lstrip(" :*").split("\n")[0] if found else ""
-    math = re.match(r"\s*\$+([^$]*)\$", rest)  # "The answer is $x = 5$, since ..."
-    return math[1] if math else re.split(r"\.(?:\s|$)", rest)[0].strip(" *$")
+def _after_marker(text, marker=_MARKER):
+    """What follows the last answer marker: a math span right after it, else the rest of its line or sentence
+    (without $ and period); a whole sentence after it ("The largest $n$ is 34") gives the value it states."""
+    found = list(marker.finditer(text))
+    if not found:
+        return None
+    rest = text[found[-1].end():].lstrip(" :*")
+    spans = math_spans(rest[:1000])
+    if spans and re.match(r"\s*(?:\$|\\[\[(])", rest):  # "Answer \[ 9 \]", "answer is $x = 5$, since ..."
+        return spans[0]
+    line = rest.split("\n")[0]
+    if len(re.findall(r"\b[A-Za-z]{2,}\b", re.sub(r"\$[^$]*\$", "", line))) >= 3:  # prose, not "3.5 cm"
+        return sentence_answer(re.split(r"\.(?:\s|$)", line)[0], allow_bare_number=True)
+    return re.split(r"\.(?:\s|$)", line)[0].strip(" *$")
+
+
+def _from_prose(text):
+    """The value of a concluding final sentence; or of a one-sentence response that ends in math."""
+    sentence = last_sentence(text)
+    if conclusion(sentence):
+        return sentence_answer(sentence, allow_bare_number=True)
+    if sentence == text.strip() and re.search(r"(?:\$|\\[)\]])\W*$", sentence):
+        return sentence_answer(sentence, allow_bare_number=False)
+    return None
 
 
 def extract_answer(text):
     """The committed final answer in a response (a string), or None. See the module docstring for the rules."""
     if not isinstance(text, str):
         return None
+    text = strip_end(text)
     if "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
     elif "<think>" in text:
@@ -72,5 +102,9 @@ def extract_answer(text):
     before, closed, _ = text.rpartition("</answer>")  # the last <answer>...</answer> block (no regex: linear)
     tagged = bool(closed) and "<answer>" in before
     text = before.rpartition("<answer>")[2] if tagged else text
-    candidates = (boxed_answer(text), _after_marker(text), text if tagged else None)  # in order of priority
-    return next((c.strip() for c in candidates if c and c.strip()), None)
+    boxed, finals = boxed_answer(text), [m.start() for m in _FINAL.finditer(text)]
+    if boxed and finals and finals[-1] > text.rfind("\\boxed"):  # "\boxed{200} ... Final Answer: $10,455$"
+        boxed = _after_marker(text, _FINAL) or boxed
+    candidates = (boxed, _after_marker(text), text if tagged else None)  # in order of priority
+    found = next((c.strip() for c in candidates if c and c.strip()), None)
+    return found if found is not None or tagged else _from_prose(text)

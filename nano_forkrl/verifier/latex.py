@@ -17,15 +17,37 @@ _SWAP = [("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\cfrac", "\\frac"), ("
          ("\\textbf", "\\text"), ("\\textrm", "\\text"), ("\\textnormal", "\\text"), ("\\mathrm", "\\text"),
          ("≤", "<="), ("≥", ">="), (";", ",")]
 _RELATIONS = {"le": "<=", "leq": "<=", "leqslant": "<=", "ge": ">=", "geq": ">=", "geqslant": ">=", "lt": "<",
-              "gt": ">", "ne": "≠", "neq": "≠"}  # "≠", not "!=": "5!=120" is a factorial
+              "gt": ">", "ne": "≠", "neq": "≠", "approx": "≈"}  # "≠", not "!=": "5!=120" is a factorial
 _RELATION = re.compile(r"\\(%s)(?![A-Za-z])" % "|".join(sorted(_RELATIONS, key=len, reverse=True)))
 _DELIMITED = re.compile(r"\\[(\[]((?:(?!\\[()\[\]]).)*)\\[)\]]", re.S)  # \[ 5 \] or \( 5 \), nothing inside
-_ESCAPED = re.compile(r"(?<!\\)\\\\(?=(?:[dtc]?frac|sqrt|left|right|text|boxed|pi|cdot|times|infty)(?![A-Za-z]))")
+_ESCAPED = re.compile(r"(?<!\\)\\\\(?=(?:[dtc]?frac|sqrt|left|right|text|boxed|pi|cdot|times|infty|leq?|geq?|neq?|lt|gt"
+                     r"|in|approx)(?![A-Za-z]))")
 _AND_OR = re.compile(r"\\text\{\s*(?:and|or)\s*\}|\s+(?:and|or)\s+|(?<=[)\]])(?:and|or)(?=[(\[])")
 _UNIT = re.compile(r"(?<=[\w})\].])\s*\\text\{\s*[A-Za-z][^{}]*\}(?:\^\{?\d\}?)?")  # "5\text{ cm}^2" -> "5"
-_LHS = re.compile(r"^(?:\\?[A-Za-z]+(?:_\{?\w+\}?)?(?:\([A-Za-z]\))?|\([A-Za-z](?:,[A-Za-z])+\))"
-                  r"(?:=|\\in(?![a-z]))(?!.*=)")  # x=, f(x)=, (x,y)=, x\in: the whole answer is named
+_NAME = r"\\?[A-Za-z]+(?:_\{?\w+\}?)?"  # x, AB, x_1, V_{1}, \alpha
+# x=, f(x)=, (x,y)=, x\in, and geometric names: |AB|=, V_1:V_2=, \frac{NO}{BO}=: the whole answer is named
+_LHS = re.compile(rf"^(?:{_NAME}(?:\([A-Za-z]\))?|\([A-Za-z](?:,[A-Za-z])+\)|\|{_NAME}\||{_NAME}(?::{_NAME})+"
+                  rf"|\\frac\{{{_NAME}\}}\{{{_NAME}\}})(?:=|\\in(?![a-z]))(?!.*=)")
 _LABEL = re.compile(r"([A-Za-z](?:_\{?\w+\}?)?)=(?!.*=)")  # x= in front of one element of a list
+_SPACED_THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?")  # "1 000"; "1 2" is no number (kept
+# as "1␣2", which equals nothing but itself)
+_STOP = r"(?:and|or|not|less|more|than|least|most|plus|minus|times|over)"
+_UNIT_WORDS = re.compile(rf"^([+-]?\d+(?:\.\d+)?)\s+(?!{_STOP}\b)[a-z]+(?:\s+(?!{_STOP}\b)[a-z]+)?$")
+_GROUP_LABEL = re.compile(r"\s*([A-Za-z](?:_\{?\w+\}?)?)\s*=\s*([^=]+)")
+
+
+def _label_groups(s):
+    """"p=5,q=2; p=7,q=2" (solutions as labelled groups) -> "(5,2),(7,2)"; anything else unchanged."""
+    groups = [split_top(g, ",") for g in s.split(";")]
+    matches = [[_GROUP_LABEL.fullmatch(p) for p in g] for g in groups]
+    if len(groups) < 2 or not all(len(g) > 1 and all(g) for g in matches):
+        return s
+    labels = {tuple(m[1] for m in g) for g in matches}
+    if len(labels) != 1:
+        return s
+    return ",".join("(" + ",".join(m[2].strip() for m in g) + ")" for g in matches)
+
+
 _THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")  # "1,000" is a thousand; "1,2" and "0,125" lists
 
 
@@ -35,8 +57,11 @@ def normalize(s):
     m = _DELIMITED.fullmatch(s.strip())
     s = _ESCAPED.sub(r"\\", m[1] if m else s.strip())  # "\\frac" (an escaped backslash, as in JSON) is \frac
     s = s[7:-1] if s.startswith("\\boxed{") and closing(s, 6) == len(s) - 1 else s  # a gold written \boxed{5}
+    s = _label_groups(s)
     for old in _DROP:
         s = s.replace(old, "")
+    s = re.sub(r"(?<=[\d}])\s*(?:percentage|percent|pct)\b", "", s)  # "28 percent" is 28\%, and % is dropped
+    s = re.sub(r"\s!=\s*", "≠", s)  # "x != 3"; "5!=120" (no space) stays a factorial
     for old, new in _SWAP:
         s = s.replace(old, new)
     s = _RELATION.sub(lambda r: _RELATIONS[r[1]], re.sub(r"\{\s*,\s*\}", ",", s))  # 14{,}916; \leq -> <=
@@ -44,6 +69,8 @@ def normalize(s):
     s = _UNIT.sub("", _AND_OR.sub(",", s))
     s = re.sub(r"\\text\{([^{}]*)\}", r"\1", s)  # a \text{...} left over is the answer itself: \text{(B)}
     s = re.sub(r"^([+-]?)(\d+)\s+(\d+)/(\d+)$", r"\1(\2+\\frac{\3}{\4})", s.strip())  # 4 4/9 is 40/9, not 44/9
+    s = _UNIT_WORDS.sub(r"\1", s)  # "125 miles" -> 125
+    s = s.replace(" ", "") if _SPACED_THOUSANDS.fullmatch(s) else re.sub(r"(?<![_^\w.])(\d+(?:\.\d+)?)\s+(?=\d)", "\\1\u2423", s)
     # drop whitespace, but keep one space where a command meets a letter ("\cot x" is not "\cotx")
     s = re.sub(r"(\\[A-Za-z]+)?\s+(?=([A-Za-z])?)", lambda m: (m[1] or "") + " " * bool(m[1] and m[2]), s)
     s = re.sub(r"(?<!\.)[.,]$", "", s)  # sentence punctuation, but not "1,2,3,..."

@@ -46,8 +46,9 @@ def latex_to_python(s):
     while i < len(s):
         m = _TOKEN.match(s, i)
         (name, number, c), i = m.groups(), m.end()
-        if number:
-            out.append(f" {number} ")
+        if number:  # a decimal is the exact rational it writes: 0.1 + 0.2 is 3/10, 1.0000001 is not 1
+            whole, _, fraction = number.partition(".")
+            out.append(f" ({int(whole + fraction)} / {10 ** len(fraction)}) " if fraction else f" {int(whole)} ")
         elif name in ("frac", "binom"):
             a, i = _arg(s, i)
             b, i = _arg(s, i)
@@ -105,14 +106,23 @@ def _too_big(expr):
     return False
 
 
+def _undefined_power(expr):
+    """0 to a power that is not positive (0^0, and 1/0 written as 0^{-1})."""
+    return any(isinstance(node, sympy.Pow) and node.base == 0 and node.exp.is_nonpositive
+               for node in sympy.preorder_traversal(expr))
+
+
 def to_sympy(s):
     """sympy expression for one normalized scalar answer, or None when unparseable or too big."""
     try:
         code = latex_to_python(s)
         if re.search(r"\(\s*\)", code):  # an empty group, as in \frac{}{} or [], is Python's empty tuple
             return None
-        if _too_big(parse_expr(code, {**_LOCALS, **_INERT}, _TRANSFORMS, dict(_GLOBALS), evaluate=False)):
+        raw = parse_expr(code, {**_LOCALS, **_INERT}, _TRANSFORMS, dict(_GLOBALS), evaluate=False)
+        if _too_big(raw):
             return None
+        if _undefined_power(raw):
+            return sympy.nan  # sympy would say 0**0 == 1: an answer "0^0" must not equal "1"
         expr = parse_expr(code, dict(_LOCALS), _TRANSFORMS, dict(_GLOBALS))
         return expr if isinstance(expr, sympy.Expr) else None
     except Exception:  # SyntaxError, KeyError, RecursionError, ...: not an expression we can use
