@@ -18,7 +18,6 @@ the same data order and RNG streams.
 """
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,14 +27,19 @@ import transformers
 
 from nano_forkrl.advantage import group_advantages
 from nano_forkrl.tools.analysis import entropy_statistics
-from nano_forkrl.run.checkpoint import Logger, latest_checkpoint, restore_state, save_checkpoint
+from nano_forkrl.run.bounds import check_lengths, drop_long, prompt_limit
+from nano_forkrl.run.checkpoint import restore_state, save_checkpoint
 from nano_forkrl.run.config import parse_args, to_dict
 from nano_forkrl.run.data import collate_rollouts, load_problems
+from nano_forkrl.run.errors import cli
+from nano_forkrl.run.guard import GuardedOptimizer, check_step
+from nano_forkrl.run.metrics import Logger, read_log
 from nano_forkrl.entropy import score_batch
 from nano_forkrl.tools.evaluate import evaluate
 from nano_forkrl.masking import top_entropy_mask
 from nano_forkrl.run.policy import enable_grad_checkpointing, load_policy, make_sampler
 from nano_forkrl.run.rollouts import collect_rollouts
+from nano_forkrl.run.rundir import plan, prepare
 from nano_forkrl.update import policy_step
 
 
@@ -108,10 +112,14 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_
 
 
 def train(cfg):
-    """Runs the loop described in the module docstring. Returns the list of logged records."""
+    """Runs the loop described in the module docstring. Returns the list of logged records.
+
+    Before anything is written: the run folder is checked (an existing run is never replaced without --resume
+    or --overwrite), the model and data are loaded and prompts over the length limit are found. An optimizer
+    step that leaves non-finite weights or an exploding update is undone; a run whose steps keep failing stops
+    with a RunError, its last checkpoint intact (`run/guard.py`)."""
     torch.manual_seed(cfg.seed)
-    os.makedirs(cfg.out_dir, exist_ok=True)
-    ckpt = latest_checkpoint(cfg.out_dir) if cfg.resume else None
+    ckpt = plan(cfg)  # RunError instead of overwriting a run; touches nothing
     resuming = ckpt is not None
     model, tokenizer = load_policy(str(ckpt) if resuming else cfg.model, cfg.device, cfg.dtype, seed=cfg.seed)
     if cfg.grad_ckpt:
@@ -119,7 +127,11 @@ def train(cfg):
     # optional KL to the initial policy (off by default, as in DAPO): a frozen copy of the starting weights
     ref_model = load_policy(cfg.model, cfg.device, cfg.dtype, seed=cfg.seed)[0].eval() if cfg.kl_coef > 0 else None
     problems, held_out = load_sets(cfg)
+    limit = prompt_limit(model, cfg.max_new_tokens, cfg.max_prompt_tokens)
+    problems, n_long = drop_long(problems, cfg.template, tokenizer, limit)
+    check_lengths(held_out, cfg.template, tokenizer, limit, what=f"held-out set {cfg.eval_data!r}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    guard = GuardedOptimizer(optimizer)  # what train_step steps: undoes a step that breaks the weights
     sampler = make_sampler(cfg.sampler, model, tokenizer, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
                            temperature=cfg.temperature, top_p=cfg.top_p, gpu_memory_utilization=cfg.vllm_gpu_memory)
     step, cursor = 0, 0
@@ -127,8 +139,14 @@ def train(cfg):
         step, cursor = restore_state(ckpt, optimizer, sampler)
         print(f"resumed from {ckpt} at step {step}")
     elif cfg.resume:
-        print(f"--resume: no checkpoint in {cfg.out_dir}, starting fresh")
+        print(f"--resume: no run in {cfg.out_dir} yet, starting fresh")
+    prepare(cfg)  # the first write to disk: every input above is valid
     logger, records = Logger(cfg.out_dir, step), []
+    if n_long:
+        print(f"warning: skipped {n_long} of {n_long + len(problems)} training problems longer than {limit} "
+              "prompt tokens", file=sys.stderr)
+        if step == 0:  # a resumed run kept this record of its first start
+            logger.log({"step": 0, "data": {"skipped_too_long": n_long, "prompt_limit": limit}})
 
     def run_eval(at):
         result = evaluate(sampler, held_out, k=cfg.eval_k, template=cfg.template, tokenizer=tokenizer)
@@ -141,8 +159,10 @@ def train(cfg):
         run_eval(0)
     from tqdm.auto import tqdm
     bar = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc="train", disable=None)
+    failed = 0
     for step in bar:
-        cursor, stats = train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_model)
+        cursor, stats = train_step(cfg, model, guard, sampler, tokenizer, problems, cursor, ref_model)
+        failed = check_step(stats, guard, step + 1, failed, cfg.out_dir)
         rec = {"step": step + 1, **stats}
         logger.log(rec)
         records.append(rec)
@@ -156,12 +176,17 @@ def train(cfg):
 
 
 def main(argv=None):
+    """The command line: one `error: ...` line instead of a traceback for any failure (see run/errors.py)."""
+    return cli(_main, argv)
+
+
+def _main(argv):
     cfg = parse_args(argv)
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar per load and checkpoint
     print("config: " + json.dumps(to_dict(cfg)))
     records = train(cfg)
     log = Path(cfg.out_dir) / "metrics.jsonl"  # the whole run's log, also the steps before a --resume
-    evals = [r for r in map(json.loads, log.read_text().splitlines()) if "eval" in r]
+    evals = [r for r in read_log(log) if "eval" in r]
     if len(evals) >= 2:
         k = cfg.eval_k
         first, last = evals[0]["eval"][f"avg@{k}"], evals[-1]["eval"][f"avg@{k}"]

@@ -80,3 +80,109 @@ def test_seed_streams_do_not_collide():
     assert torch.equal(draw("mask", 0, 32), draw("mask", 0, 32))  # reproducible
     assert not torch.equal(draw("mask", 0, 32), draw("mask", 32, 0))  # seed + cursor would have made these equal
     assert not torch.equal(draw("mask", 0, 0), draw("order", 0, 0))
+
+
+# ---------------------------------------------------------------- run folders, diverging runs, bounds, CLI errors
+def _tree(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("finished") / "run"
+    train(parse_args(FAST + ["--steps", "2", "--eval-every", "0", "--out-dir", str(out)]))
+    return out
+
+
+def test_an_existing_run_is_not_overwritten_unless_asked(finished_run):
+    from nano_forkrl.run.errors import RunError
+    before = _tree(finished_run)
+    with pytest.raises(RunError, match="already holds a run"):
+        train(parse_args(FAST + ["--steps", "2", "--eval-every", "0", "--out-dir", str(finished_run)]))
+    assert _tree(finished_run) == before
+
+
+def test_resume_with_a_damaged_checkpoint_stops_instead_of_starting_fresh(finished_run, tmp_path):
+    import shutil
+    from nano_forkrl.run.errors import RunError
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    (out / "checkpoint" / "trainer_state.pt").unlink()
+    before = _tree(out)
+    with pytest.raises(RunError, match="no complete checkpoint.*Nothing was changed"):
+        train(parse_args(FAST + ["--steps", "4", "--eval-every", "0", "--out-dir", str(out), "--resume"]))
+    assert _tree(out) == before
+    records = train(parse_args(FAST + ["--steps", "1", "--eval-every", "0", "--out-dir", str(out), "--overwrite"]))
+    assert [r["step"] for r in records if "eval" not in r] == [1]
+
+
+def test_resume_repairs_a_torn_last_metrics_line(finished_run, tmp_path):
+    import shutil
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    with (out / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 3, "rew')  # killed while writing step 3's line
+    train(parse_args(FAST + ["--steps", "3", "--eval-every", "0", "--out-dir", str(out), "--resume"]))
+    lines = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [s for s in lines if s > 0] == [1, 2, 2, 3, 3]
+
+
+def test_a_diverging_run_is_undone_and_stopped_and_saves_no_broken_weights(tmp_path):
+    from nano_forkrl.run.errors import RunError
+    from nano_forkrl.run.policy import load_policy
+    out = tmp_path / "run"
+    with pytest.raises(RunError, match="stopping at step 3: 3 steps in a row.*x the weight norm"):
+        train(parse_args(FAST + ["--steps", "6", "--eval-every", "0", "--save-every", "2", "--lr", "1",
+                                 "--out-dir", str(out)]))
+    saved, initial = _params(out / "checkpoint"), load_policy("tiny", "cpu")[0].state_dict()
+    assert all(torch.isfinite(v).all() and torch.equal(v, initial[k]) for k, v in saved.items())  # all undone
+    rejected = [r["updates_rejected"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+                if "updates_rejected" in r]
+    assert rejected == [2, 2]  # both mini-batch steps of steps 1 and 2 (step 3 stopped the run before logging)
+
+
+def test_training_prompts_over_the_limit_are_skipped_counted_and_logged(tmp_path, capsys):
+    from nano_forkrl.run.tiny import tiny_problems
+    data = tmp_path / "train.jsonl"
+    rows = tiny_problems("train", 40) + [{"id": f"huge{i}", "problem": "1+" * 5000, "answer": "1"} for i in range(3)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "run"
+    train(parse_args(FAST + ["--steps", "1", "--eval-every", "0", "--train-data", str(data), "--out-dir", str(out)]))
+    assert "skipped 3 of 43 training problems longer than 216 prompt tokens" in capsys.readouterr().err
+    first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert first == {"step": 0, "data": {"skipped_too_long": 3, "prompt_limit": 216}}
+
+
+def _cli_error(argv, capsys, monkeypatch):
+    from nano_forkrl.train import main
+    monkeypatch.delenv("NANO_FORKRL_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err and err.startswith("error: "), err
+    return err
+
+
+def test_user_errors_are_one_line_and_create_nothing(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    flags = ["--steps", "1", "--out-dir", str(out)]
+    assert "no such folder" in _cli_error(["--model", "/nonexistent", *flags], capsys, monkeypatch)
+    assert "lr must be a finite number" in _cli_error(["--lr", "inf", *flags], capsys, monkeypatch)
+    assert "temperature must be a finite number" in _cli_error(["--temperature", "nan", *flags], capsys, monkeypatch)
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1 not parquet")
+    assert "bad.parquet: not a readable parquet" in _cli_error(["--train-data", str(bad), *flags], capsys,
+                                                              monkeypatch)
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"problem": "caf\xe9", "answer": "1"}\n')
+    assert "latin.jsonl line 1: not UTF-8" in _cli_error(["--eval-data", str(latin), *flags], capsys, monkeypatch)
+    if not torch.cuda.is_available():
+        assert "--device cuda: this machine has 0 CUDA" in _cli_error(["--device", "cuda", *flags], capsys,
+                                                                      monkeypatch)
+    assert not out.exists()  # nothing was created for any of these
+    out.write_text("a file")
+    assert "is a file" in _cli_error(flags, capsys, monkeypatch)
+    from nano_forkrl.run.errors import RunError
+    from nano_forkrl.train import main
+    with pytest.raises(RunError):  # --debug: the exception itself, with its traceback
+        main(["--model", "/nonexistent", "--debug", "--out-dir", str(tmp_path / "x")])

@@ -13,6 +13,7 @@ Presets
   workplace): they are the documented starting point, not a reproduced result.
 """
 import argparse
+import math
 from dataclasses import asdict, dataclass, fields
 
 
@@ -31,6 +32,8 @@ class Config:
     prompts_per_step: int = 32           # prompts per rollout batch
     group_size: int = 8                  # G responses per prompt
     max_new_tokens: int = 48
+    max_prompt_tokens: int = 0           # longer training prompts are skipped (counted, logged); 0 = the model's
+                                         # context minus max_new_tokens. Longer held-out prompts are an error.
     temperature: float = 1.0
     top_p: float = 1.0
     sampler: str = "auto"                # auto | torch | vllm
@@ -68,7 +71,9 @@ class Config:
     device: str = "auto"
     dtype: str = "auto"
     out_dir: str = "runs/tiny"
-    resume: bool = False
+    resume: bool = False                 # continue the run in out_dir from its newest complete checkpoint
+    overwrite: bool = False              # replace the run in out_dir (without it an existing run is never touched)
+    debug: bool = False                  # full tracebacks instead of one-line errors (or NANO_FORKRL_DEBUG=1)
     save_every: int = 25
     preset: str = "tiny"
 
@@ -90,7 +95,7 @@ PRESETS = {
 }
 
 CHOICES = {"template": ("plain", "boxed", "r1-zero", "qwen-chat", "qwen-chat-nothink"),
-           "sampler": ("auto", "torch", "vllm"),
+           "sampler": ("auto", "torch", "vllm"), "dtype": ("auto", "fp32", "float32", "bf16", "bfloat16"),
            "advantage": ("grpo", "drgrpo"), "mask_mode": ("top", "bottom", "random"),
            "mask_source": ("rollout", "current"),
            "loss_agg": ("token-mean", "token-mean-all", "seq-mean-token-mean", "constant")}
@@ -114,17 +119,37 @@ def validate(cfg):
     if cfg.prompts_per_step % cfg.mini_batch_prompts:
         bad(f"prompts_per_step ({cfg.prompts_per_step}) must be a multiple of mini_batch_prompts "
             f"({cfg.mini_batch_prompts})")
-    if cfg.temperature < 0 or not 0 < cfg.top_p <= 1:
-        bad(f"need temperature >= 0 and 0 < top_p <= 1, got {cfg.temperature}, {cfg.top_p}")
-    if cfg.temperature == 0:
-        bad("temperature 0 (greedy) gives identical samples per group: no advantage signal")
+    for f in fields(cfg):  # NaN passes every comparison below unnoticed, and inf is never a sane setting
+        if f.type in (float, "float") and not math.isfinite(getattr(cfg, f.name)):
+            bad(f"{f.name} must be a finite number, got {getattr(cfg, f.name)}")
+    for name in ("eval_n", "eval_every", "save_every", "overlong_buffer", "max_prompt_tokens"):
+        if getattr(cfg, name) < 0:
+            bad(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.eval_k < 1:
+        bad(f"eval_k must be >= 1, got {cfg.eval_k}")
+    if not 0 < cfg.temperature <= 10 or not 0 < cfg.top_p <= 1:
+        bad(f"need 0 < temperature <= 10 and 0 < top_p <= 1, got {cfg.temperature}, {cfg.top_p}"
+            + (" (temperature 0, greedy, gives identical samples per group: no advantage signal)"
+               if cfg.temperature == 0 else ""))
     if not 0 <= cfg.eps_low < 1 or cfg.eps_high < 0 or (cfg.dual_clip and cfg.dual_clip <= 1):
         bad("need 0 <= eps_low < 1, eps_high >= 0, and dual_clip 0 (off) or > 1")
-    if not 0 <= cfg.overlong_buffer <= cfg.max_new_tokens:
+    if cfg.overlong_buffer > cfg.max_new_tokens:
         bad(f"overlong_buffer ({cfg.overlong_buffer}) must be in [0, max_new_tokens={cfg.max_new_tokens}] "
             "(0 turns the overlong shaping off)")
-    if cfg.lr <= 0:
-        bad(f"lr must be > 0, got {cfg.lr}")
+    if not 0 < cfg.lr <= 1:  # an AdamW step moves every weight by about lr: above 1 it erases any model
+        bad(f"lr must be > 0 and at most 1, got {cfg.lr}")
+    for name in ("weight_decay", "kl_coef", "max_grad_norm", "overlong_factor"):
+        if getattr(cfg, name) < 0:
+            bad(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.weight_decay * cfg.lr >= 1:
+        bad(f"weight_decay x lr must be < 1 (AdamW shrinks the weights by that share each step), got "
+            f"{cfg.weight_decay} x {cfg.lr}")
+    if cfg.reward_correct <= cfg.reward_wrong:
+        bad(f"reward_correct ({cfg.reward_correct}) must be larger than reward_wrong ({cfg.reward_wrong})")
+    if not 0 < cfg.vllm_gpu_memory <= 1:
+        bad(f"vllm_gpu_memory is a share of the GPU memory, in (0, 1], got {cfg.vllm_gpu_memory}")
+    if cfg.resume and cfg.overwrite:
+        bad("--resume continues the run in out_dir and --overwrite replaces it: pass one of them")
     if cfg.per_sequence and cfg.mask_source == "current":
         bad("per_sequence selects from the rollout entropy: use it with mask_source 'rollout'")
     return cfg

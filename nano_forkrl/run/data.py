@@ -13,22 +13,17 @@
    response_mask is True, so prompt and padding tokens get no gradient. Tensors are built on the CPU (int64 ids,
    bool masks); the loop moves them with `.to(device)`, and nothing else differs on CUDA.
 """
-import json
 import re
-from itertools import chain, islice
-from pathlib import Path
+from itertools import islice
 
 import torch
 
+from nano_forkrl.run.errors import DataError
+# EVALSETS_DIR and VENDORED stay importable from here: callers name the vendored sets through this module
+from nano_forkrl.run.sources import EVALSETS_DIR, VENDORED, rows as _rows
 from nano_forkrl.verifier.extract import boxed_answer
 
-EVALSETS_DIR = Path(__file__).parent / "evalsets"
 _DAPO_WRAPPER = re.compile(r"\ASolve the following math problem.*?\n\n|\n\nRemember to put your answer.*\Z", re.S)
-VENDORED = ("aime24", "aime25", "amc23", "math500", "gsm8k")  # byte copies of ../shared/data/eval, see PROVENANCE.md
-
-
-class DataError(ValueError):
-    """A data source or row that cannot become a problem. The message says where and what is wrong."""
 
 
 def load_problems(source, split=None, limit=None):
@@ -43,56 +38,6 @@ def load_problems(source, split=None, limit=None):
     if not problems and limit != 0:
         raise DataError(f"{source}: no rows (empty file, or a folder without *.jsonl / *.parquet files)")
     return problems
-
-
-def _rows(source, split):
-    """An iterator of (raw row, "<file> line N" for error messages, fallback id) over every file of `source`."""
-    path = EVALSETS_DIR / f"{source}.jsonl" if source in VENDORED else Path(source)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".parquet"))
-    elif path.is_file() and path.suffix in (".jsonl", ".parquet"):
-        files = [path]
-    elif source.count("/") == 1 and path.suffix not in (".jsonl", ".parquet") and source[0] not in "./~":
-        return _hf_rows(source, split or "train")
-    else:
-        raise DataError(f"unknown data source {source!r}: not a vendored set ({', '.join(VENDORED)}), not an "
-                        f"existing .jsonl/.parquet file or folder, and not a Hugging Face name 'owner/name'")
-    return chain.from_iterable(_parquet_rows(f) if f.suffix == ".parquet" else _jsonl_rows(f) for f in files)
-
-
-def _jsonl_rows(path):
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():  # a blank line (e.g. a trailing one) holds no row
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path} line {lineno}: bad JSON ({e.msg}, column {e.colno})") from None
-                yield row, f"{path} line {lineno}", f"{path.stem}-{lineno}"
-
-
-def _parquet_rows(path):
-    import pyarrow.parquet as pq  # lazy: only parquet sources need pyarrow
-
-    rows = pq.read_table(path).to_pylist()
-    return ((row, f"{path} row {i}", f"{path.stem}-{i}") for i, row in enumerate(rows, 1))
-
-
-def _hf_rows(name, split):
-    repo, _, config = name.partition(":")
-    hint = (f"On a machine with network, save it once with `datasets.load_dataset({repo!r}, {config or None!r}, "
-            f"split={split!r}).to_parquet('data.parquet')` and pass the file instead: load_problems('data.parquet')")
-    try:
-        import datasets  # lazy: an optional dependency, only for hub names
-    except ImportError:
-        raise DataError(f"{name!r} is not a local file or folder, so it was taken as a Hugging Face dataset, but "
-                        f"the `datasets` package is not installed (pip install datasets). {hint}") from None
-    try:
-        ds = datasets.load_dataset(repo, config or None, split=split)
-    except Exception as e:  # offline, unknown name, missing config: the way out is the same
-        raise DataError(f"could not load Hugging Face dataset {name!r} split {split!r} "
-                        f"({type(e).__name__}: {e}). {hint}") from e
-    return ((row, f"{name} [{split}] row {i}", f"{repo.split('/')[-1]}-{i}") for i, row in enumerate(ds, 1))
 
 
 def _to_problem(row, where, fallback_id):

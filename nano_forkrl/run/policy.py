@@ -17,8 +17,12 @@ dtype "bf16" stores the weights in bf16 (half the memory; for 4B/8B on one GPU, 
 On CPU everything is float32 (CPU bf16 matmuls are slow and the tiny model is small).
 """
 import contextlib
+from pathlib import Path
 
 import torch
+
+from nano_forkrl.run.device import to_dtype
+from nano_forkrl.run.errors import RunError
 
 
 def pick_device(device="auto"):
@@ -37,10 +41,11 @@ def pick_dtype(dtype, device=None):
 
 
 def load_policy(name_or_path, device="auto", dtype="auto", seed=0):
-    """Returns (model, tokenizer) with the model on `device` in `dtype`, in train mode."""
+    """Returns (model, tokenizer) with the model on `device` in `dtype`, in train mode. A model that cannot be
+    loaded, or a device this machine lacks, is a RunError naming the folder (and the damaged file) or device."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    device = pick_device(device)
+    device = _available_device(device)
     dtype = pick_dtype(dtype, device)
     if name_or_path == "tiny":
         from nano_forkrl.run.tiny import load_tiny
@@ -49,19 +54,77 @@ def load_policy(name_or_path, device="auto", dtype="auto", seed=0):
     elif name_or_path.startswith("random:"):
         model, tokenizer = random_policy(name_or_path[len("random:"):], device, dtype, seed)
     else:
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-            model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
-        except OSError as err:
-            raise SystemExit(
-                f"could not load model {name_or_path!r}: {err}\n"
-                "Pass a local folder (e.g. one written by save_pretrained) or a hub name on a machine with "
-                "network access, or use --model tiny for the embedded CPU default.") from err
+        _check_local(name_or_path)
+        tokenizer = _load(AutoTokenizer.from_pretrained, name_or_path, "tokenizer")
+        model = _load(AutoModelForCausalLM.from_pretrained, name_or_path, "model", dtype=dtype)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model.to(device=device, dtype=dtype)
+    to_dtype(model.to(device), dtype)  # --dtype bf16 keeps RoPE's inv_freq in float32 (run/device.py)
     model.config.use_cache = False  # the trainer never needs the cache; samplers ask for it explicitly
     return model.train(), tokenizer
+
+
+def _available_device(device):
+    """pick_device, refusing (RunError) a device string torch cannot parse or a device this machine lacks."""
+    try:
+        picked = pick_device(device)
+    except (RuntimeError, ValueError) as err:
+        raise RunError(f"--device {device!r} is not a device name (auto, cpu, cuda, cuda:N): {err}") from None
+    if picked.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (picked.index or 0) >= count:
+            raise RunError(f"--device {device}: this machine has {count} CUDA device(s); use --device cpu or auto")
+    elif picked.type not in ("cpu", "mps") or (picked.type == "mps" and not torch.backends.mps.is_available()):
+        raise RunError(f"--device {device}: not available here; use --device cpu, cuda or auto")
+    return picked
+
+
+def _check_local(name):
+    """A path-like name (starting with / . ~ or with more than one /) must be an existing folder: otherwise the
+    hub client would answer with a confusing remark about repository names."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return
+    if path.exists():
+        raise RunError(f"--model {name}: is a file; a local model is a folder written by save_pretrained")
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1:
+        raise RunError(f"--model {name}: no such folder (a local model is a folder written by save_pretrained; "
+                       "a hub name looks like 'owner/name'; the embedded CPU default is --model tiny)")
+
+
+def _load(load, name, what, **kwargs):
+    """load(name, **kwargs), with any failure turned into one RunError naming the folder and a damaged file."""
+    try:
+        return load(name, **kwargs)
+    except Exception as err:
+        where = _damaged_file(name) or name
+        raise RunError(f"could not load the {what} from {where}: {type(err).__name__}: {err}\n"
+                       "Pass a local folder (e.g. one written by save_pretrained) or a hub name on a machine with "
+                       "network access, or use --model tiny for the embedded CPU default.") from err
+
+
+def _damaged_file(folder):
+    """The first weight file of a local folder whose header does not read, or the config if it is not JSON."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        return None
+    import json
+
+    from safetensors import safe_open
+
+    for p in sorted(folder.glob("*.json")):
+        try:
+            json.loads(p.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            return p
+    for p in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(p), framework="pt") as f:
+                for key in f.keys():
+                    f.get_slice(key)  # every tensor's extent is checked against the file size
+        except Exception:
+            return p
+    return None
 
 
 def random_policy(source, device, dtype=torch.float32, seed=0):
@@ -75,7 +138,9 @@ def random_policy(source, device, dtype=torch.float32, seed=0):
         tokenizer = build_tiny_tokenizer()
         config = tiny_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
     else:
-        tokenizer, config = AutoTokenizer.from_pretrained(source), AutoConfig.from_pretrained(source)
+        _check_local(source)
+        tokenizer = _load(AutoTokenizer.from_pretrained, source, "tokenizer")
+        config = _load(AutoConfig.from_pretrained, source, "config")
     torch.manual_seed(seed)
     with torch.device(pick_device(device)):
         return AutoModelForCausalLM.from_config(config, dtype=dtype), tokenizer

@@ -13,13 +13,16 @@ CLI:  python -m nano_forkrl.tools.evaluate --model PATH --bench aime24 --k 8
 """
 import argparse
 import json
+import math
 from math import comb
 from pathlib import Path
 
 import torch
 import transformers
 
-from nano_forkrl.run.data import format_prompt, load_problems
+from nano_forkrl.run.bounds import check_lengths, prompt_limit
+from nano_forkrl.run.data import TEMPLATES, format_prompt, load_problems
+from nano_forkrl.run.errors import RunError, cli
 from nano_forkrl.verify import reward
 
 
@@ -58,14 +61,18 @@ def cli_defaults(model, bench, template, max_new_tokens, long):
     gets the tiny held-out set, the plain template and the preset's 48 tokens; any other model math500, the boxed
     template and `long` tokens."""
     state = Path(str(model)) / "trainer_state.pt"
-    trained = torch.load(state, mmap=True, weights_only=False).get("config", {}) if state.exists() else {}
+    try:
+        trained = torch.load(state, mmap=True, weights_only=False).get("config", {}) if state.exists() else {}
+    except Exception as err:  # a damaged checkpoint: say which file, not a pickle traceback
+        raise RunError(f"{state}: unreadable trainer state ({type(err).__name__}: {err})") from None
     tiny = model == "tiny" or bench == "tiny" or trained.get("train_data") == "tiny"
     return (bench or ("tiny" if tiny else trained.get("eval_data") or "math500"),
             template or trained.get("template") or ("plain" if tiny else "boxed"),
             max_new_tokens or trained.get("max_new_tokens") or (48 if tiny else long))
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """The CLI's arguments; out-of-range values are an argparse error (one usage line, exit status 2)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="tiny", help="hub name, local folder, or 'tiny'")
     ap.add_argument("--bench", default=None,
@@ -73,15 +80,39 @@ def main(argv=None):
                          "'tiny' for the tiny model, else math500)")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--n", type=int, default=None, help="only the first N problems")
-    ap.add_argument("--template", default=None, help="plain | boxed | r1-zero | qwen-chat | qwen-chat-nothink")
+    ap.add_argument("--template", default=None, choices=sorted(TEMPLATES))
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--max-new-tokens", type=int, default=None)
-    ap.add_argument("--sampler", default="auto", help="auto | torch | vllm")
+    ap.add_argument("--max-prompt-tokens", type=int, default=0,
+                    help="refuse problems with longer prompts (0: the model's context minus --max-new-tokens)")
+    ap.add_argument("--sampler", default="auto", choices=("auto", "torch", "vllm"))
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--out", default=None, help="write the result as JSON here")
+    ap.add_argument("--debug", action="store_true", help="full tracebacks (or NANO_FORKRL_DEBUG=1)")
     args = ap.parse_args(argv)
+    checks = [
+        (args.k >= 1, "--k must be >= 1"),
+        (args.n is None or args.n >= 1, "--n must be >= 1"),
+        (math.isfinite(args.temperature) and 0 <= args.temperature <= 10, "--temperature must be in [0, 10]"),
+        (0 < args.top_p <= 1, "--top-p must be in (0, 1]"),
+        (args.max_new_tokens is None or args.max_new_tokens >= 1, "--max-new-tokens must be >= 1"),
+        (args.max_prompt_tokens >= 0, "--max-prompt-tokens must be >= 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            ap.error(message)
+    return args
+
+
+def main(argv=None):
+    """The command line: prints the summary as JSON; one `error: ...` line for any failure (run/errors.py)."""
+    return cli(_main, argv)
+
+
+def _main(argv):
+    args = parse_args(argv)
     transformers.utils.logging.disable_progress_bar()  # one result, not a bar per weight load
 
     from nano_forkrl.run.policy import load_policy, make_sampler
@@ -94,6 +125,8 @@ def main(argv=None):
         problems = tiny_problems("test", args.n or 200)
     else:
         problems = load_problems(bench, limit=args.n)
+    limit = prompt_limit(model, max_new, args.max_prompt_tokens)
+    check_lengths(problems, template, tokenizer, limit, what=f"--bench {bench}")  # before any memory is reserved
     sampler = make_sampler(args.sampler, model, tokenizer, max_new_tokens=max_new,
                            temperature=args.temperature, top_p=args.top_p, seed=args.seed)
     with torch.no_grad():

@@ -1,11 +1,16 @@
-"""Tests for nano_forkrl/run/checkpoint.py: atomic checkpoint folders and the metrics log on resume.
-(The bit-exact resume of a whole run is tested in test_train.py.)"""
-import json
+"""Tests for nano_forkrl/run/checkpoint.py: checkpoint folders that any kill leaves resumable.
+(The bit-exact resume of a whole run is tested in test_train.py; the metrics log in test_metrics.py.)"""
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 import torch
 from conftest import make_tiny_qwen3
 
-from nano_forkrl.run.checkpoint import Logger, restore_state, save_checkpoint
+from nano_forkrl.run.checkpoint import latest_checkpoint, recover, restore_state, save_checkpoint
 from nano_forkrl.run.config import Config
 
 
@@ -55,23 +60,123 @@ def test_a_stale_temp_folder_from_a_killed_save_is_replaced(tmp_path):
     assert not (tmp_path / "checkpoint" / "garbage").exists()
 
 
-def test_logger_drops_lines_written_after_the_checkpoint(tmp_path):
-    log = Logger(tmp_path, 0)
-    for step in (0, 1, 2, 3):
-        log.log({"step": step, "accuracy": 0.1 * step})
-    Logger(tmp_path, 2)  # resuming from a checkpoint taken at step 2: step 3 is replayed
-    steps = [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [0, 1, 2]
-    Logger(tmp_path, 0)  # a fresh run starts a fresh log
-    assert (tmp_path / "metrics.jsonl").read_text() == ""
+def _fake(folder, step):
+    """A checkpoint folder that counts as complete for `latest_checkpoint` (weights are not looked at)."""
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights")
+    torch.save({"step": step}, folder / "trainer_state.pt")
 
 
-def test_a_kill_between_the_two_renames_resumes_from_the_old_folder(tmp_path):
-    from nano_forkrl.run.checkpoint import latest_checkpoint
+def _save(tmp_path, step, model=None):
+    from nano_forkrl.run.tiny import build_tiny_tokenizer
+    tok = build_tiny_tokenizer()
+    model = model or make_tiny_qwen3(vocab_size=len(tok))
+    save_checkpoint(tmp_path, model, tok, torch.optim.SGD(model.parameters(), lr=0.1), FakeSampler(), step, 8,
+                    Config())
+
+
+def test_the_newest_complete_folder_wins(tmp_path):
     assert latest_checkpoint(tmp_path) is None
-    (tmp_path / "checkpoint.old").mkdir()
-    (tmp_path / "checkpoint.old" / "trainer_state.pt").write_bytes(b"x")  # save renamed checkpoint -> .old, then died
+    _fake(tmp_path / "checkpoint.old", 2)  # save renamed checkpoint -> .old, then died
     assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint.old"
-    (tmp_path / "checkpoint").mkdir()
-    (tmp_path / "checkpoint" / "trainer_state.pt").write_bytes(b"y")
+    _fake(tmp_path / "checkpoint.tmp", 4)  # ... and the new one, complete, was not renamed yet: it is newer
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint.tmp"
+    _fake(tmp_path / "checkpoint", 4)  # equal steps: checkpoint/ first
     assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint"
+
+
+def test_incomplete_or_unreadable_folders_are_never_picked(tmp_path):
+    _fake(tmp_path / "checkpoint.old", 2)
+    (tmp_path / "checkpoint.tmp").mkdir()  # killed while writing: no trainer state yet
+    (tmp_path / "checkpoint.tmp" / "model.safetensors").write_bytes(b"half")
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "trainer_state.pt").write_bytes(b"torn")
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint.old"
+    recover(tmp_path)  # the old one comes back as checkpoint/, the rest goes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+    assert torch.load(tmp_path / "checkpoint" / "trainer_state.pt")["step"] == 2
+
+
+def test_a_kill_during_the_old_folder_clean_up_does_not_break_the_next_save(tmp_path):
+    """The reported failure: checkpoint/ and checkpoint.old/ both present made the next save die with
+    'Directory not empty'."""
+    _save(tmp_path, 2)
+    import shutil
+    shutil.copytree(tmp_path / "checkpoint", tmp_path / "checkpoint.old")
+    _save(tmp_path, 4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+    assert torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=False)["step"] == 4
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    from nano_forkrl.run.errors import RunError
+    from nano_forkrl.run.tiny import build_tiny_tokenizer
+    _save(tmp_path, 2)
+    model = make_tiny_qwen3(vocab_size=len(build_tiny_tokenizer()))
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    with pytest.raises(RunError, match="non-finite weights"):
+        _save(tmp_path, 4, model)
+    assert torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=False)["step"] == 2
+
+
+# ---------------------------------------------------------------- a real run, killed at every stage of a save
+FAST = ["--eval-n", "2", "--eval-k", "1", "--prompts-per-step", "8", "--mini-batch-prompts", "4", "--group-size",
+        "4", "--max-new-tokens", "40", "--eval-every", "0", "--save-every", "2"]
+# the child trains 4 steps and kills itself (SIGKILL) at stage STAGE of the step-4 save
+CHILD = """
+import os, signal, sys
+import nano_forkrl.run.checkpoint as ck
+import nano_forkrl.train as tr
+target, save = sys.argv[1], tr.save_checkpoint
+
+def die_at(name):
+    if name == target:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+def save_and_arm(*args):
+    if args[5] == 4:  # the step: the second save, with a previous checkpoint to replace
+        ck.stage = die_at
+    save(*args)
+
+tr.save_checkpoint = save_and_arm
+tr.main(sys.argv[2:])
+"""
+STAGES = ["start", "model", "tokenizer", "state-written", "complete", "renamed-old", "renamed-new", "removing",
+          "done"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Parameters after 6 uninterrupted steps."""
+    from nano_forkrl.run.config import parse_args
+    from nano_forkrl.train import train
+    out = tmp_path_factory.mktemp("reference")
+    train(parse_args(FAST + ["--steps", "6", "--out-dir", str(out)]))
+    return _params(out / "checkpoint")
+
+
+def _params(folder):
+    from transformers import AutoModelForCausalLM
+    return AutoModelForCausalLM.from_pretrained(folder).state_dict()
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_run_killed_at_any_stage_of_a_save_resumes_to_the_end(tmp_path, stage, reference):
+    import json
+
+    from nano_forkrl.run.config import parse_args
+    from nano_forkrl.train import train
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # same threads: same floating point
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.run([sys.executable, "-c", CHILD, stage, *FAST, "--steps", "4", "--out-dir", str(out)],
+                           cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    train(parse_args(FAST + ["--steps", "6", "--out-dir", str(out), "--resume"]))
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint"]
+    assert torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=False)["step"] == 6
+    got = _params(out / "checkpoint")
+    assert all(torch.equal(got[k], reference[k]) for k in reference)  # as if it had never been killed
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [s for s in steps if s > 0] == sorted(s for s in steps if s > 0) and steps.count(6) == 2  # step + eval

@@ -54,3 +54,31 @@ def test_unknown_preset_and_choice_exit_with_a_message(capsys):
 def test_validate_checks_choices_on_a_dataclass_too():
     with pytest.raises(ValueError, match="loss_agg"):
         validate(Config(loss_agg="sum"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "inf"], "lr must be a finite number"),
+    (["--lr", "nan"], "lr must be a finite number"),
+    (["--lr", "1e30"], "lr must be > 0 and at most 1"),
+    (["--temperature", "nan"], "temperature must be a finite number"),
+    (["--temperature", "1e9"], "temperature <= 10"),
+    (["--top-p", "nan"], "top_p must be a finite number"),
+    (["--rho", "nan"], "rho must be in"),
+    (["--max-grad-norm", "-1"], "max_grad_norm must be >= 0"),
+    (["--weight-decay", "inf"], "weight_decay must be a finite number"),
+    (["--kl-coef", "-0.1"], "kl_coef must be >= 0"),
+    (["--reward-correct", "0", "--reward-wrong", "0"], "reward_correct"),
+    (["--eval-k", "0"], "eval_k must be >= 1"),
+    (["--save-every", "-1"], "save_every must be >= 0"),
+    (["--max-prompt-tokens", "-5"], "max_prompt_tokens must be >= 0"),
+    (["--vllm-gpu-memory", "2"], "vllm_gpu_memory"),
+    (["--resume", "--overwrite"], "pass one of them"),
+])
+def test_non_finite_and_absurd_values_are_refused(argv, message):
+    with pytest.raises(ValueError, match=message):
+        parse_args(argv)
+
+
+def test_the_new_run_flags_parse():
+    cfg = parse_args(["--overwrite", "--max-prompt-tokens", "100", "--debug"])
+    assert (cfg.overwrite, cfg.max_prompt_tokens, cfg.debug, cfg.resume) == (True, 100, True, False)

@@ -60,7 +60,8 @@ def test_random_tiny_has_the_tiny_architecture():
 
 
 def test_missing_model_gives_a_clear_error(tmp_path):
-    with pytest.raises(SystemExit, match="could not load model"):
+    from nano_forkrl.run.errors import RunError
+    with pytest.raises(RunError, match="no such folder"):
         load_policy(str(tmp_path / "nope"), device="cpu")
 
 

@@ -58,3 +58,43 @@ def test_cli_defaults_follow_what_the_model_is(tmp_path):
     torch.save({"config": {"train_data": "tiny", "eval_data": "tiny", "template": "plain", "max_new_tokens": 40}},
                tmp_path / "trainer_state.pt")
     assert cli_defaults(str(tmp_path), None, None, None, long=4096) == ("tiny", "plain", 40)
+
+
+# ---------------------------------------------------------------- the command line: bounds and one-line errors
+def _cli_error(argv, capsys, monkeypatch):
+    from nano_forkrl.tools.evaluate import main
+    monkeypatch.delenv("NANO_FORKRL_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("argv, message", [(["--k", "0"], "--k must be >= 1"),
+                                           (["--temperature", "nan"], "--temperature must be in"),
+                                           (["--top-p", "2"], "--top-p must be in"),
+                                           (["--max-prompt-tokens", "-1"], "--max-prompt-tokens must be >= 0")])
+def test_out_of_range_arguments_are_refused(argv, message, capsys, monkeypatch):
+    assert message in _cli_error(argv, capsys, monkeypatch)
+
+
+def test_a_problem_longer_than_the_model_context_is_refused_before_sampling(tmp_path, capsys, monkeypatch):
+    import json
+    bench = tmp_path / "huge.jsonl"
+    rows = [{"id": "ok", "problem": "1+1=", "answer": "2"}, {"id": "huge", "problem": "1+" * 500_000, "answer": "1"}]
+    bench.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    err = _cli_error(["--bench", str(bench), "--k", "1"], capsys, monkeypatch)
+    assert err.startswith("error: --bench ") and "problem 'huge' is a 1000001-token prompt" in err
+    err = _cli_error(["--bench", str(bench), "--k", "1", "--n", "1", "--max-prompt-tokens", "2"], capsys, monkeypatch)
+    assert "problem 'ok'" in err and "over the limit of 2 tokens" in err
+
+
+def test_file_errors_are_one_line_naming_the_file(tmp_path, capsys, monkeypatch):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"problem": "\xff", "answer": "1"}\n')
+    assert f"error: {bad} line 1: not UTF-8" in _cli_error(["--bench", str(bad)], capsys, monkeypatch)
+    (tmp_path / "trainer_state.pt").write_bytes(b"torn")
+    err = _cli_error(["--model", str(tmp_path)], capsys, monkeypatch)
+    assert "trainer_state.pt: unreadable trainer state" in err
+    assert "no such folder" in _cli_error(["--model", "/nonexistent"], capsys, monkeypatch)
