@@ -75,7 +75,7 @@ def _labelled(parts):
 
 
 def _values_equal(labelled, values):
-    return not any(RELATION.search(v) for v in values) and all(
+    return len(labelled) == len(values) and not any(RELATION.search(v) for v in values) and all(
         _equal(_LABELLED.fullmatch(p)[1], v) for p, v in zip(labelled, values))
 
 

@@ -3,6 +3,7 @@ bound from the main thread / other threads / worker processes, and real MATH-500
 import concurrent.futures
 import gc
 import json
+import multiprocessing
 import random
 import signal
 import threading
@@ -63,6 +64,21 @@ EQUAL = [
     ("2; 7", "7, 2"), (r"\pm 17", "{-17, 17}"), ("(3,1)or(1,3)", r"(1,3), \ (3,1)"),
     (r"\left[\begin{array}{cc}1 & 5 \\ 2 & 6\end{array}\right]", r"\begin{pmatrix}1&5\\2&6\end{pmatrix}"),
     (r"y \geq 3", "y >= 3"), (r"y \le 3", r"3 \ge y"), ("2 < t < 9", "9 > t > 2"), (r"y \leq 2.5", r"y \le \frac52"),
+    # intervals and the inequalities stating them
+    ("0<f(x)<1", "(0,1)"), (r"-2 \le x \le 7", r"x \in [-2,7]"), ("x > 5", r"(5, \infty)"), ("x <= 2", r"(-\infty, 2]"),
+    (r"1\leq|z|\leq \frac{3}{2}", r"z \in \left[-\frac{3}{2}, -1\right] \cup \left[1, \frac{3}{2}\right]"),
+    # labelled answers
+    ("|AB|=1", "1"), ("AB=4,CD=5", "4, 5"), ("p=5,q=2;p=7,q=2", "(5,2),(7,2)"), ("V_{1}:V_{2}=11:21", "11:21"),
+    (r"x = -5,\ p = \frac{14}{3}", r"-5, \frac{14}{3}"), (r"\frac{NO}{BO}=\frac{1}{\sqrt{6}}", r"\frac{1}{\sqrt{6}}"),
+    # units and words
+    (r"125\textnormal{ miles}", "125"), ("$125$ miles", "125"), ("28 percent", r"28\%"), ("28 pct", r"28\%"),
+    ("1 000", "1000"),
+    # equations up to a non-zero factor, inequalities up to a positive one; chains of = and approximations
+    ("-34x-45y+20z-100=0", "34x+45y-20z+100=0"), ("x^2/4 + y^2/3 = 1", "x^2/16 + y^2/12 = 1/4"), ("-x > -1", "x < 1"),
+    ("x = 5+5+1 = 7 =11", "x = 11"), ("z = 1 + 1 = 2", "z = 3+3 = 2"), (r"x = 5+5+1 = 1/3 \approx 11", "1/3"),
+    (r"x\approx11", "11"), ("x != 3", r"x \neq 3"),
+    # exact numbers (decimals are the rationals they write); tolerance only against irrationals
+    ("0.1", r"\frac{1}{10}"), ("1.5x", r"\frac{3x}{2}"), (r"e^{100}", r"e^{100}"), (r"\pi\cdot10^{7}", r"10^{7}\pi"),
 ]
 
 
@@ -94,6 +110,17 @@ NOT_EQUAL = [
     ("27, 315", "27315"), ("0,375", "375"), ("t=3, s=-8", "t=-8, s=3"), ("(a,b)=(6,-1)", "(-1,6)"), ("{5, 8}", "(5,8)"),
     ("1, 3, 5, ...", "1, 3, 5"), (r"y \geq 3", r"y \leq 3"), ("y > 3", "y >= 3"), ("2 < t < 9", "2 < t <= 9"),
     (r"x \ne 4", "x = 4"), ("y = 2x", "2x = y"), ("<1,2>", "<2,1>"),  # a relation needs both sides
+    # false positives of an earlier version: relative tolerance on exact answers, floats at huge magnitude,
+    # digits joined across a space, 0^0 evaluated to 1, an undefined answer equal to itself
+    ("123456.7", "123456.8"), ("1234567", "1234567.5"), ("e^{100}", "e^{100}+1"),
+    (r"\pi\cdot10^{7}", r"\pi\cdot10^{7}+1"), ("1.0000001", "1"), ("1 2", "12"), ("0^0", "1"),
+    (r"\frac{1}{0}", r"\frac{1}{0}"), (r"\frac{0}{0}", r"\frac{0}{0}"), ("0^0", "0^0"), (r"(1, \frac{1}{0})", r"(1, \frac{1}{0})"),
+    ("1.5", r"\frac{3}{2}+10^{-9}"), ("0.3333", r"\frac13"),
+    # near misses of the recall rules
+    ("0<x<1", "[0,1]"), ("0<x<1", "(0,2)"), ("x >= 5", r"(5, \infty)"), ("x < 5", r"(5, \infty)"), ("0<x<y", "(0,1)"),
+    ("AB=4,CD=5", "5, 4"), ("AB=4,CD=5", "4, 5, 6"), ("x=1, y=2", "2, 1"), ("125 or more", "125"), ("28 percent", "0.28"),
+    ("x+y=1", "x+y=2"), ("x < 1", "-x < -1"), ("x = 5+5+1 = 11", "12"), ("2x = y", "y = 2x + 1"), ("1 = 1", "2 = 2"),
+    (r"x^2 = 1", "x = 1"), (r"x \approx 0.33", r"\frac13"), ("(0.6,2.6667]", r"(\frac{3}{5},\frac{8}{3}]"),
 ]
 
 
@@ -203,6 +230,22 @@ def test_from_a_process_pool():
         results = list(pool.map(_timed, *zip(SLOW, EASY)))
     assert [r[0] for r in results] == [False, True]
     assert max(r[1] for r in results) < NEVER_HANGS_S
+
+
+def _in_a_worker_thread(pairs):
+    """Runs in a multiprocessing.Pool worker (a daemonic process): is_equivalent from a thread there."""
+    out = []
+    worker = threading.Thread(target=lambda: out.extend(is_equivalent(a, b) for a, b in pairs))
+    worker.start()
+    worker.join()
+    return out
+
+
+def test_from_a_thread_of_a_multiprocessing_pool_worker():
+    pairs = [e for e in EQUAL if not (e[0] == e[1])][:40] + [SLOW]
+    with multiprocessing.Pool(2) as pool:
+        results = pool.map(_in_a_worker_thread, [pairs[::2], pairs[1::2]])
+    assert results == [[p != SLOW for p in pairs[::2]], [p != SLOW for p in pairs[1::2]]]  # all true but SLOW
 
 
 # ---------------------------------------------------------------- rewards
