@@ -24,8 +24,9 @@ import transformers
 from nano_forkrl.entropy import token_logprobs_and_entropy
 from nano_forkrl.tools.flops import flops_per_token, mfu, non_embedding_params, peak_tflops
 from nano_forkrl.loss import clipped_pg_loss
+from nano_forkrl.run.device import to_dtype
 from nano_forkrl.run.policy import autocast, enable_grad_checkpointing, load_policy, pick_device
-from nano_forkrl.sampling import TorchSampler
+from nano_forkrl.engines.torch_sampler import TorchSampler
 
 
 def timed(fn, device):
@@ -57,7 +58,7 @@ def measure(rec, device, fn):
 def make_sampler(kind, model, tokenizer, args):
     """(generate(ids [B, P] tensor, n) -> number of new tokens, the sampler). vLLM decodes in the model's dtype."""
     if kind == "hf":
-        dec = copy.deepcopy(model).to(torch.bfloat16) if model.device.type == "cuda" else model  # as TorchSampler
+        dec = to_dtype(copy.deepcopy(model), torch.bfloat16) if model.device.type == "cuda" else model  # as TorchSampler
         return (lambda ids, n: dec.eval().generate(
             ids, attention_mask=torch.ones_like(ids), do_sample=True, max_new_tokens=n, min_new_tokens=n, top_k=0,
             pad_token_id=tokenizer.pad_token_id, use_cache=True)[:, ids.shape[1]:].numel()), dec

@@ -1,34 +1,25 @@
 """Rollouts: G samples per prompt from the current policy.
 
-For prompt q the sampler draws G responses o_1..o_G ~ pi_theta(. | q), token by token:
+For prompt q an engine draws G responses o_1..o_G ~ pi_theta(. | q), token by token:
 
     o_t ~ softmax(z_t / T) restricted to the top-p nucleus,      z_t = logits at step t, T = temperature
 
-`TorchSampler` is plain transformers + torch, on CPU or GPU: prompts are left-padded into one batch, each
-prompt repeated G times (rows g*G .. g*G+G-1 belong to prompt g: the group layout `advantage.py` expects),
-the KV cache grows one token per step, and a row stops at an EOS id or after `max_new_tokens`.
-On CUDA, `nano_forkrl.engines.fastdecode` replaces the step-by-step HF call with a static KV cache and a captured
-CUDA graph (the same computation: token-identical to this path on CPU in float32; on an H100 about 14x HF
-`generate`'s tok/s at 64 rows, see README); on CPU the HF call is already fast enough for the tiny preset.
-`VLLMSampler` (GPU, in `vllm_sampler.py`) has the same interface: `generate(prompts, n)`, `load_weights(model)`.
+`sample_next` is that rule for one step; `Sampler` is the contract every engine keeps (`generate(prompts, n)`
+returns len(prompts) * n `Rollout`s, group-contiguous: rows g*G .. g*G+G-1 belong to prompt g, the layout
+`advantage.py` expects; `load_weights(model)` syncs the engine after an update). The engines live in
+`engines/`: `TorchSampler` (plain transformers + torch, CPU or GPU; `fastdecode` is its CUDA path) and
+`VLLMSampler` (vLLM, GPU or vLLM's CPU build).
 
-Three details that bite in practice:
-- Qwen3's embedding has 151,936 rows but the tokenizer only ~151,669 tokens: logits of ids >= len(tokenizer)
-  are set to -inf so an untrained (or random) model can never emit an id the tokenizer cannot decode.
-- Each sampled token's log-prob under the distribution it was drawn from, softmax(z / T) over the
-  tokenizer's ids, is returned; tests check it against the teacher-forced log-probs of `entropy.py` (equal
-  whenever the model gives the unused ids no mass, as a trained Qwen3 does).
-- The KV cache, not the model, bounds the batch on a GPU: 2 x layers x kv_heads x head_dim x 2 bytes per token
-  (112 KiB for Qwen3-0.6B), so 512 rows of 4,400 tokens would need 240 GiB. On CUDA the rows per forward are
-  capped so that the cache fits `kv_cache_gb` (default: a quarter of the GPU's memory).
+Two details that bite in practice:
+- Qwen3's embedding has 151,936 rows but the tokenizer only ~151,669 tokens: ids >= len(tokenizer) must never be
+  sampled, or an untrained (or random) model emits ids the tokenizer cannot decode.
+- Each sampled token's log-prob under the distribution it was drawn from, softmax(z / T) over the tokenizer's
+  ids, is returned with it; tests check it against the teacher-forced log-probs of `entropy.py` (equal whenever
+  the model gives the unused ids no mass, as a trained Qwen3 does).
 """
 from dataclasses import dataclass, field
 
-import copy
-
 import torch
-
-from nano_forkrl.engines.fastdecode import kv_rows
 
 
 @dataclass
@@ -68,121 +59,36 @@ def encode_prompts(tokenizer, prompts):
     return [tokenizer.encode(p, add_special_tokens=False) if isinstance(p, str) else list(p) for p in prompts]
 
 
-class TorchSampler:
-    """Batched sampling with a KV cache using the policy module itself (so weight sync is free)."""
+class Sampler:
+    """What `train`, `evaluate` and `checkpoint` rely on, whichever engine samples. Owns the stop and pad ids.
 
-    def __init__(self, model, tokenizer, *, max_new_tokens=256, temperature=1.0, top_p=1.0, batch_size=256,
-                 eos_ids=None, seed=0, fast=None, kv_cache_gb=None):
+    A row stops at any of `eos_ids`: by default the tokenizer's EOS and every EOS of the model's generation config
+    (Qwen3: <|endoftext|> and <|im_end|>). Padding uses the tokenizer's pad id, else the first EOS. Ids at or above
+    `vocab_limit` = len(tokenizer) are never sampled. Engines implement `generate`, `load_weights` and the RNG
+    state (`reseed`, `rng_state`, `set_rng_state`; saved in checkpoints, restored by `--resume`).
+    """
+
+    def __init__(self, model, tokenizer, *, max_new_tokens, temperature, top_p, eos_ids=None):
         self.tokenizer = tokenizer
-        self.model, device = model, next(model.parameters()).device
-        if device.type == "cuda" and next(model.parameters()).dtype == torch.float32:
-            # fp32 master weights train; a bf16 copy decodes (2x less memory traffic per step)
-            self.model = copy.deepcopy(model).to(torch.bfloat16).eval()
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
-        self.batch_size = batch_size  # rows per forward, at most; kv_cache_gb may cap it further
-        if kv_cache_gb is None and device.type == "cuda":
-            kv_cache_gb = torch.cuda.get_device_properties(device).total_memory / 4 / 2**30
-        self.kv_cache_gb = kv_cache_gb  # None: no cap (CPU)
-        eos = eos_ids if eos_ids is not None else [tokenizer.eos_token_id]
-        self.eos_ids = sorted({int(e) for e in eos if e is not None})
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
-        self.vocab_limit = len(tokenizer)  # ids at or above this are never sampled
-        self.generator = torch.Generator(device=device).manual_seed(seed)
-        # fast=None: the static-cache CUDA-graph decoder on CUDA, the plain HF call elsewhere
-        self.fast = (device.type == "cuda") if fast is None else fast
-        self._decoders = {}  # fastdecode's KV cache and CUDA graphs, for the last batch shape
+        if eos_ids is None:
+            extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+            eos_ids = [tokenizer.eos_token_id, *(extra if isinstance(extra, (list, tuple)) else [extra])]
+        self.eos_ids = sorted({int(e) for e in eos_ids if e is not None})
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else (self.eos_ids or [0])[0]
+        self.vocab_limit = len(tokenizer)
 
-    def reseed(self, seed):
-        """Restart the sampling RNG (evaluation uses a fixed seed so scores are comparable across steps)."""
-        self.generator.manual_seed(seed)
-
-    def rng_state(self):
-        return self.generator.get_state()
-
-    def set_rng_state(self, state):
-        self.generator.set_state(state)
-
-    def load_weights(self, model):
-        """On CPU the sampler decodes with the training module itself: nothing to copy. On CUDA with fp32
-        master weights, copy them into the bf16 decoding copy in place (captured graphs stay valid)."""
-        if self.model is model:
-            return
-        with torch.no_grad():
-            for dst, src in zip(self.model.parameters(), model.parameters()):
-                dst.copy_(src)
-
-    @torch.no_grad()
     def generate(self, prompts, n=1, max_new_tokens=None):
         """prompts: strings or token-id lists. Returns len(prompts) * n Rollouts, group-contiguous."""
-        prompt_ids = encode_prompts(self.tokenizer, prompts)
-        rows = [(i, ids) for i, ids in enumerate(prompt_ids) for _ in range(n)]
-        max_new_tokens = max_new_tokens or self.max_new_tokens
-        per_batch = self.batch_size
-        if self.kv_cache_gb is not None:
-            longest = max(len(ids) for ids in prompt_ids) + max_new_tokens
-            per_batch = min(per_batch, kv_rows(self.model.config, longest, self.kv_cache_gb * 2**30,
-                                               next(self.model.parameters()).element_size()))
-        out = []
-        for start in range(0, len(rows), per_batch):
-            out += self._generate_rows(rows[start:start + per_batch], max_new_tokens)
-        return out
+        raise NotImplementedError
 
-    def _generate_rows(self, rows, max_new_tokens):
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            if self.fast:
-                from nano_forkrl.engines.fastdecode import generate_static
-                tokens, logprobs = generate_static(self, [ids for _, ids in rows], max_new_tokens)
-            else:
-                tokens, logprobs = self._generate_hf(rows, max_new_tokens)
-        finally:
-            self.model.train(was_training)
-        return [self._to_rollout(i, ids, toks, lps) for (i, ids), toks, lps in zip(rows, tokens, logprobs)]
+    def load_weights(self, model):
+        """Make the next `generate` sample from `model`'s current weights."""
+        raise NotImplementedError
 
-    def _left_pad(self, prompt_ids, device):
-        width = max(len(p) for p in prompt_ids)
-        ids = torch.full((len(prompt_ids), width), self.pad_id, dtype=torch.long, device=device)
-        mask = torch.zeros_like(ids)
-        for r, p in enumerate(prompt_ids):
-            ids[r, width - len(p):] = torch.tensor(p, dtype=torch.long, device=device)
-            mask[r, width - len(p):] = 1
-        return ids, mask
-
-    def _generate_hf(self, rows, max_new_tokens):
-        """The reference decode loop: HF forward with a growing (dynamic) KV cache."""
-        device = next(self.model.parameters()).device
-        ids, mask = self._left_pad([p for _, p in rows], device)
-        B = ids.shape[0]
-        eos = torch.tensor(self.eos_ids, dtype=torch.long, device=device)
-        done = torch.zeros(B, dtype=torch.bool, device=device)
-        new_tokens, new_logprobs = [], []
-        past, step_ids = None, ids
-        for _ in range(max_new_tokens):
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
-            out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
-                             past_key_values=past, use_cache=True, logits_to_keep=1)  # not [B, P, V] at prefill
-            past = out.past_key_values
-            tok, lp = self.pick(out.logits[:, -1, :])
-            tok = torch.where(done, torch.full_like(tok, self.pad_id), tok)
-            new_tokens.append(tok)
-            new_logprobs.append(lp)
-            done = done | torch.isin(tok, eos)
-            if bool(done.all()):
-                break
-            step_ids = tok[:, None]
-            mask = torch.cat([mask, (~done | torch.isin(tok, eos)).long()[:, None]], dim=1)
-        return torch.stack(new_tokens, 1).tolist(), torch.stack(new_logprobs, 1).tolist()
-
-    def pick(self, logits):
-        """Next token for each row from last-position logits [B, V]; subclasses may change the rule
-        (e.g. analysis.py samples forking tokens at another temperature)."""
-        z = logits.float()
-        z[:, self.vocab_limit:] = float("-inf")  # ids the tokenizer cannot decode (Qwen3 pads its embedding)
-        return sample_next(z, self.temperature, self.top_p, self.generator)
-
-    def _to_rollout(self, index, prompt_ids, tokens, logprobs):
-        """Cut a decoded row at its first EOS (kept) and drop the padding after it."""
+    def to_rollout(self, index, prompt_ids, tokens, logprobs):
+        """Cut a decoded row at its first EOS (kept) and drop what follows it."""
         response, finish = [], "length"
         for tok in tokens:
             response.append(tok)

@@ -37,7 +37,8 @@ from nano_forkrl.run.metrics import Logger, read_log
 from nano_forkrl.entropy import score_batch
 from nano_forkrl.tools.evaluate import evaluate
 from nano_forkrl.masking import top_entropy_mask
-from nano_forkrl.run.policy import enable_grad_checkpointing, load_policy, make_sampler
+from nano_forkrl.engines.factory import make_sampler
+from nano_forkrl.run.policy import enable_grad_checkpointing, load_policy
 from nano_forkrl.run.rollouts import collect_rollouts
 from nano_forkrl.run.rundir import plan, prepare
 from nano_forkrl.update import policy_step

@@ -22,6 +22,32 @@ def make_tiny_qwen3(vocab_size=64, hidden_size=32, layers=2, seed=0, tie=True):
     return Qwen3ForCausalLM(config).eval()
 
 
+def vocab_tokenizer():
+    """The real Qwen3 tokenizer (151,669 ids) from ../shared/data when present, else the tiny preset's tokenizer:
+    tests that need a tokenizer beside a Qwen3-sized embedding run either way."""
+    from transformers import AutoTokenizer
+
+    from nano_forkrl.run.tiny import build_tiny_tokenizer
+
+    if (SHARED_QWEN3 / "vocab.json").exists():
+        return AutoTokenizer.from_pretrained(str(SHARED_QWEN3))
+    return build_tiny_tokenizer()
+
+
+def qwen3_shaped(tokenizer, seed=0, tie=True, vocab_size=151_936):
+    """A small random Qwen3ForCausalLM shaped like the real one where engines care: Qwen3's 151,936-row
+    embedding and head_dim 64 (vLLM's CPU attention refuses head_dim 16). 2 layers, width 128 (float32, CPU)."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen3Config(
+        vocab_size=vocab_size, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=64, max_position_embeddings=512, tie_word_embeddings=tie,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
+    )
+    return Qwen3ForCausalLM(config).eval()
+
+
 @pytest.fixture
 def tiny_model():
     return make_tiny_qwen3()

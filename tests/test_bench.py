@@ -6,7 +6,7 @@ import torch
 from conftest import make_tiny_qwen3
 
 from nano_forkrl import bench
-from nano_forkrl.sampling import TorchSampler
+from nano_forkrl.engines.torch_sampler import TorchSampler
 
 TINY_ARGS = ["--model", "tiny", "--batches", "2", "--prompt-len", "5", "--new-tokens", "4", "--update-shape", "1x32",
              "--device", "cpu"]

@@ -146,34 +146,6 @@ def random_policy(source, device, dtype=torch.float32, seed=0):
         return AutoModelForCausalLM.from_config(config, dtype=dtype), tokenizer
 
 
-def make_sampler(kind, model, tokenizer, *, max_new_tokens, temperature=1.0, top_p=1.0, seed=0,
-                 gpu_memory_utilization=0.35, batch_size=512):
-    """kind: "auto" (vLLM when importable on CUDA, else torch), "torch" or "vllm". A row stops at the tokenizer's
-    EOS or any EOS of the model's generation config (Qwen3: <|endoftext|> and <|im_end|>)."""
-    on_cuda = next(model.parameters()).device.type == "cuda"
-    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    eos_ids = sorted({tokenizer.eos_token_id, *(extra if isinstance(extra, (list, tuple)) else [extra])} - {None})
-    if kind == "auto":
-        kind = "vllm" if on_cuda and _vllm_importable() else "torch"
-    if kind == "vllm":
-        from nano_forkrl.engines.vllm_sampler import VLLMSampler
-
-        return VLLMSampler(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature,
-                           top_p=top_p, seed=seed, gpu_memory_utilization=gpu_memory_utilization, eos_ids=eos_ids)
-    if kind != "torch":
-        raise ValueError(f"unknown sampler {kind!r}: use auto, torch or vllm")
-    from nano_forkrl.sampling import TorchSampler
-
-    return TorchSampler(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature,
-                        top_p=top_p, seed=seed, batch_size=batch_size, eos_ids=eos_ids)
-
-
-def _vllm_importable():
-    import importlib.util
-
-    return importlib.util.find_spec("vllm") is not None
-
-
 def autocast(model):
     """bf16 autocast for forward/backward on CUDA (no-op on CPU): fp32 master weights, bf16 matmuls."""
     if next(model.parameters()).device.type == "cuda":

@@ -176,7 +176,8 @@ def load_tiny(cache_dir=None, *, force=False, seed=0, **warm):
     from transformers import AutoTokenizer, Qwen3ForCausalLM
 
     settings = {**WARM, **warm}  # folder name: hash of config, warm-start settings, seed and VERSION
-    key = json.dumps([tiny_config(300).to_dict(), settings, seed, VERSION], sort_keys=True, default=str)
+    config = {k: v for k, v in tiny_config(300).to_dict().items() if k != "transformers_version"}  # not the model
+    key = json.dumps([config, settings, seed, VERSION], sort_keys=True, default=str)
     root = Path(cache_dir or os.environ.get("NANO_FORKRL_CACHE") or Path.home() / ".cache" / "nano_forkrl")
     folder = root / f"tiny-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if force or not folder.is_dir():

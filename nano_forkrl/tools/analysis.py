@@ -27,8 +27,10 @@ import transformers
 from nano_forkrl.run.data import collate_rollouts, format_prompt, load_problems
 from nano_forkrl.entropy import score_batch, token_entropy
 from nano_forkrl.masking import top_entropy_mask
-from nano_forkrl.run.policy import load_policy, make_sampler
-from nano_forkrl.sampling import TorchSampler, sample_next
+from nano_forkrl.engines.factory import make_sampler
+from nano_forkrl.run.policy import load_policy
+from nano_forkrl.engines.torch_sampler import TorchSampler
+from nano_forkrl.sampling import sample_next
 from nano_forkrl.run.tiny import tiny_problems
 
 DEFAULT_PAIRS = ((1.0, 1.0), (0.0, 1.0), (0.5, 1.0), (1.5, 1.0), (1.0, 0.5), (1.0, 1.5))  # (t_high, t_low)

@@ -115,7 +115,8 @@ def _main(argv):
     args = parse_args(argv)
     transformers.utils.logging.disable_progress_bar()  # one result, not a bar per weight load
 
-    from nano_forkrl.run.policy import load_policy, make_sampler
+    from nano_forkrl.engines.factory import make_sampler
+    from nano_forkrl.run.policy import load_policy
 
     bench, template, max_new = cli_defaults(args.model, args.bench, args.template, args.max_new_tokens, long=4096)
     model, tokenizer = load_policy(args.model, args.device)

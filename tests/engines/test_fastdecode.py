@@ -5,7 +5,7 @@ from conftest import SHARED_QWEN3, greedy_rows_equal_up_to_ties, make_tiny_qwen3
 from test_sampling import PROMPTS, CharTok
 
 from nano_forkrl.engines.fastdecode import BUCKET, StaticCacheDecoder
-from nano_forkrl.sampling import TorchSampler
+from nano_forkrl.engines.torch_sampler import TorchSampler
 
 
 def _both(model, **kw):

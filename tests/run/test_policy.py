@@ -1,13 +1,12 @@
-"""Tests for nano_forkrl/run/policy.py: device/dtype choice, loading from a folder, sampler factory."""
+"""Tests for nano_forkrl/run/policy.py: device/dtype choice, loading from a folder."""
 import contextlib
 
 import pytest
 import torch
 from conftest import make_tiny_qwen3
 
-from nano_forkrl.run.policy import (autocast, enable_grad_checkpointing, load_policy, make_sampler, pick_device,
+from nano_forkrl.run.policy import (autocast, enable_grad_checkpointing, load_policy, pick_device,
                                 pick_dtype, random_policy)
-from nano_forkrl.sampling import TorchSampler
 
 
 def test_device_and_dtype_choice():
@@ -63,17 +62,6 @@ def test_missing_model_gives_a_clear_error(tmp_path):
     from nano_forkrl.run.errors import RunError
     with pytest.raises(RunError, match="no such folder"):
         load_policy(str(tmp_path / "nope"), device="cpu")
-
-
-def test_sampler_factory(saved_folder):
-    path, _ = saved_folder
-    model, tok = load_policy(str(path), device="cpu")
-    assert isinstance(make_sampler("auto", model, tok, max_new_tokens=4), TorchSampler)  # no vLLM on CPU
-    assert isinstance(make_sampler("torch", model, tok, max_new_tokens=4), TorchSampler)
-    model.generation_config.eos_token_id = [tok.eos_token_id, 7]  # e.g. Qwen3's <|endoftext|> and <|im_end|>
-    assert make_sampler("torch", model, tok, max_new_tokens=4).eos_ids == sorted({tok.eos_token_id, 7})
-    with pytest.raises(ValueError, match="unknown sampler"):
-        make_sampler("tgi", model, tok, max_new_tokens=4)
 
 
 def test_autocast_is_a_no_op_on_cpu():

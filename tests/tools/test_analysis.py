@@ -11,7 +11,7 @@ import nano_forkrl.tools.evaluate as evaluate_mod
 from nano_forkrl.tools.analysis import (DEFAULT_PAIRS, BucketTemperatureSampler, bucket_temperature_sweep,
                                   entropy_statistics, forking_token_table, main, response_entropy, topk_overlap)
 from nano_forkrl.entropy import token_entropy
-from nano_forkrl.sampling import TorchSampler
+from nano_forkrl.engines.torch_sampler import TorchSampler
 from nano_forkrl.run.tiny import build_tiny_tokenizer, tiny_problems
 
 VOCAB = 288  # > len(tiny tokenizer) = 270: the padded ids of the embedding are exercised too
