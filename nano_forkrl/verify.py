@@ -14,8 +14,8 @@ too easily is a reward-hacking hole: every rule errs towards "not equal". It com
      also at huge magnitude: e^{100} != e^{100}+1). Undefined values (1/0, 0^0) equal nothing, not even
      themselves. Relations: relations.py (chains, equations up to a constant factor, orientation).
 Time bound: cheap guards first (answers over MAX_CHARS are rejected; symbolic.to_sympy refuses numbers of over
-1e5 digits before sympy evaluates them), then the sympy part under a hard limit (timebound.py, which also works in
-threads of multiprocessing.Pool workers). Timeouts and errors count as "not equal": nothing raises.
+1e5 digits before sympy evaluates them), then the sympy part under a hard limit (timebound.py, which also works
+in threads of multiprocessing.Pool workers). Timeouts and errors count as "not equal": nothing raises.
 """
 import re
 from fractions import Fraction
@@ -80,7 +80,7 @@ def _values_equal(labelled, values):
 
 
 def _across_kinds(a, kind_a, b, kind_b):
-    """An inequality against the interval it states ("0 < x < 1" vs "(0,1)"); a labelled list of another kind."""
+    """An inequality against the interval it states ("0 < x < 1" vs "(0,1)"); a labelled list vs tuples."""
     for (s, (kind, xs)), other in (((a, kind_a), b), ((b, kind_b), a)):
         if kind == "scalar" and (interval := as_interval(xs[0])) is not None and interval != s:
             return _equal(interval, other)
@@ -104,7 +104,7 @@ def _scalar_equal(a, b):
 
 
 def _terminating(x):
-    """x is a rational with a finite decimal expansion (then a decimal that differs from it is a different number)."""
+    """x is a rational with a finite decimal expansion (a decimal that differs from it is another number)."""
     if not x.is_Rational:
         return False
     q = int(x.q)
@@ -124,7 +124,8 @@ def _sympy_equal(a, b):
             return x == y
         if difference == 0 or sympy.simplify(difference) == 0 or difference.equals(0) is True:
             return True
-        approximate = (_DECIMAL.fullmatch(a) and not _terminating(y)) or (_DECIMAL.fullmatch(b) and not _terminating(x))
+        approximate = ((_DECIMAL.fullmatch(a) and not _terminating(y))
+                       or (_DECIMAL.fullmatch(b) and not _terminating(x)))
         return bool(approximate) and bool(abs(sympy.N(difference, 30)) <= REL_TOL * abs(sympy.N(y, 30)))
     return sympy.expand(difference) == 0 or sympy.simplify(difference) == 0
 

@@ -23,12 +23,13 @@ _BOXED = re.compile(r"\\(?:boxed|fbox)(?=[\s{])\s*")
 _MARKER = re.compile(r"####|\banswer\s*(?:is\b|:|(?=\$|\\[\[(]))", re.IGNORECASE)
 _FINAL = re.compile(r"final answer\s*(?:is\b|:)", re.IGNORECASE)  # overrides an earlier box
 # what may stand between two boxes of one list: spaces, math delimiters, \quad, words and \text{words}, and at
-# least one "," ";" "and" (not "or": "\boxed{1\frac12} or \boxed{\frac32}" are two forms of one answer; not "=":
-# "x = \boxed{-3} and y = \boxed{4}" are labelled values; not "." or a digit)
+# least one "," ";" "and" (not "or": "\boxed{1\frac12} or \boxed{\frac32}" are two forms of one answer;
+# not "=": "x = \boxed{-3} and y = \boxed{4}" are labelled values; not "." or a digit)
 _GAP = re.compile(r"(?:[\s,;$()]|\\[()[\]]|\\quad\b|\\text\{[A-Za-z\s()]*\}|[A-Za-z]+)*")
 _LIST_WORD = re.compile(r"[,;]|\band\b")
 # words between boxes only with "and", and never a correction ("\boxed{1}, finally \boxed{2}" is the answer 2)
-_NOT_LIST = re.compile(r"\b(?:or|finally|then|actually|wait|instead|but|so|thus|therefore|hence|not|no)\b", re.I)
+_NOT_LIST = re.compile(r"\b(?:or|finally|then|actually|wait|instead|but|so|thus|therefore|hence|not|no)\b",
+                       re.I)
 _MAX_GAP = 60
 
 

@@ -20,8 +20,8 @@ _RELATIONS = {"le": "<=", "leq": "<=", "leqslant": "<=", "ge": ">=", "geq": ">="
               "gt": ">", "ne": "≠", "neq": "≠", "approx": "≈"}  # "≠", not "!=": "5!=120" is a factorial
 _RELATION = re.compile(r"\\(%s)(?![A-Za-z])" % "|".join(sorted(_RELATIONS, key=len, reverse=True)))
 _DELIMITED = re.compile(r"\\[(\[]((?:(?!\\[()\[\]]).)*)\\[)\]]", re.S)  # \[ 5 \] or \( 5 \), nothing inside
-_ESCAPED = re.compile(r"(?<!\\)\\\\(?=(?:[dtc]?frac|sqrt|left|right|text|boxed|pi|cdot|times|infty|leq?|geq?|neq?|lt|gt"
-                     r"|in|approx)(?![A-Za-z]))")
+_ESCAPED = re.compile(r"(?<!\\)\\\\(?=(?:[dtc]?frac|sqrt|left|right|text|boxed|pi|cdot|times|infty"
+                     r"|leq?|geq?|neq?|lt|gt|in|approx)(?![A-Za-z]))")
 _AND_OR = re.compile(r"\\text\{\s*(?:and|or)\s*\}|\s+(?:and|or)\s+|(?<=[)\]])(?:and|or)(?=[(\[])")
 _UNIT = re.compile(r"(?<=[\w})\].])\s*\\text\{\s*[A-Za-z][^{}]*\}(?:\^\{?\d\}?)?")  # "5\text{ cm}^2" -> "5"
 _NAME = r"\\?[A-Za-z]+(?:_\{?\w+\}?)?"  # x, AB, x_1, V_{1}, \alpha
@@ -70,7 +70,9 @@ def normalize(s):
     s = re.sub(r"\\text\{([^{}]*)\}", r"\1", s)  # a \text{...} left over is the answer itself: \text{(B)}
     s = re.sub(r"^([+-]?)(\d+)\s+(\d+)/(\d+)$", r"\1(\2+\\frac{\3}{\4})", s.strip())  # 4 4/9 is 40/9, not 44/9
     s = _UNIT_WORDS.sub(r"\1", s)  # "125 miles" -> 125
-    s = s.replace(" ", "") if _SPACED_THOUSANDS.fullmatch(s) else re.sub(r"(?<![_^\w.])(\d+(?:\.\d+)?)\s+(?=\d)", "\\1\u2423", s)
+    if _SPACED_THOUSANDS.fullmatch(s):
+        s = s.replace(" ", "")
+    s = re.sub(r"(?<![_^\w.])(\d+(?:\.\d+)?)\s+(?=\d)", "\\1\u2423", s)
     # drop whitespace, but keep one space where a command meets a letter ("\cot x" is not "\cotx")
     s = re.sub(r"(\\[A-Za-z]+)?\s+(?=([A-Za-z])?)", lambda m: (m[1] or "") + " " * bool(m[1] and m[2]), s)
     s = re.sub(r"(?<!\.)[.,]$", "", s)  # sentence punctuation, but not "1,2,3,..."

@@ -1,12 +1,13 @@
-"""Optional second verifier: Hugging Face's Math-Verify package (`pip install math-verify`), behind the same contract
-as ours: time-bounded (timebound.py, so also in threads and Pool workers), never raises on garbage, 0 if absent.
+"""Optional second verifier: Hugging Face's Math-Verify package (`pip install math-verify`), behind the same
+contract as ours: time-bounded (timebound.py, also in threads and Pool workers), never raises on garbage, 0 if
+absent.
 
-is_equivalent_math_verify(pred, gold): Math-Verify's parse() of both strings (each also tried inside $...$, since
-  its LaTeX extraction looks for math delimiters or a box) and verify(gold, pred).
+is_equivalent_math_verify(pred, gold): Math-Verify's parse() of both strings (each also tried inside $...$,
+  since its LaTeX extraction looks for math delimiters or a box) and verify(gold, pred).
 reward_math_verify(response, gold): Math-Verify extracts the answer from the whole response itself (last box,
   "final answer is", last math), after our </think> rule: text inside an unclosed <think> is never an answer.
-The import is lazy: nano_forkrl never needs the package; available() says whether it is installed. Math-Verify's
-own timeouts use SIGALRM and are switched off (they cannot run outside the main thread); ours bound the call.
+The import is lazy: nano_forkrl never needs the package; available() says whether it is installed.
+Math-Verify's own timeouts use SIGALRM and are switched off (they cannot run outside the main thread); ours bound the call.
 """
 import importlib
 import importlib.util
@@ -37,14 +38,15 @@ def _verify(pred, gold):
 
 
 def is_equivalent_math_verify(pred, gold, *, timeout=1.0):
-    """Math-Verify's verdict on two answer strings (False if it is not installed, on errors and past timeout)."""
+    """Math-Verify's verdict on two answer strings (False if not installed, on errors and past timeout)."""
     if not (isinstance(pred, str) and isinstance(gold, str)) or max(len(pred), len(gold)) > MAX_CHARS:
         return False
     if not available():
         return False
     try:
         importlib.import_module("math_verify")  # here, not in each forked child (an import takes ~1 s)
-        logging.getLogger("math_verify").setLevel(logging.ERROR)  # "timeout is disabled" on every call: we bound it
+        # it warns "timeout is disabled" on every call; ours bounds the call
+        logging.getLogger("math_verify").setLevel(logging.ERROR)
         return bool(bounded(_verify, (pred, gold), timeout))
     except RuntimeError:
         raise  # no time bound is possible here (see timebound.py): say so rather than answer wrongly

@@ -57,7 +57,7 @@ def strip_end(text):
 
 
 def last_sentence(text):
-    """The final sentence of text (math spans are kept whole), without the "I hope it is correct." courtesy."""
+    """The final sentence of text (math spans kept whole), without the "I hope it is correct." courtesy."""
     text = _BOILERPLATE.sub("", text[-_TAIL:]).strip()
     starts = [0]
     inside = [(m.start(), m.end()) for m in _MATH.finditer(text)]

@@ -38,7 +38,7 @@ def chain_value(s):
         return s
     if "≈" in relations:
         k = relations.index("≈")
-        return parts[2 * k] if k > 0 else parts[2]  # the value before the approximation, else the approximation
+        return parts[2 * k] if k > 0 else parts[2]  # the exact value before the approximation, else it
     return parts[-1] if len(relations) >= 2 else s  # "x = 5" is left to normalize's label rules
 
 
@@ -47,7 +47,7 @@ def _negate(bound):
 
 
 def as_interval(s):
-    """The interval (or union of two) that an inequality in one variable states, as a normalized string; or None."""
+    """The interval (or union of two) an inequality in one variable states, as a normalized string; or None."""
     parts = sides(s)
     relations = parts[1::2]
     if not relations or not set(relations) <= {"<", "<="} or len(relations) > 2 or "" in parts:
@@ -64,13 +64,14 @@ def as_interval(s):
     if _VARIABLE.fullmatch(variable):
         return f"{brackets[0]}{low},{high}{brackets[1]}"
     if _ABS.fullmatch(variable) and len(parts) == 5 and not low.startswith("-"):  # a <= |z| <= b, a >= 0
-        return (f"{brackets[1].replace(')', '(').replace(']', '[')}{_negate(high)},{_negate(low)}"
-                f"{brackets[0].replace('(', ')').replace('[', ']')}\\cup{brackets[0]}{low},{high}{brackets[1]}")
+        mirrored = {"(": ")", "[": "]", ")": "(", "]": "["}  # the negative half: -high to -low
+        negative = f"{mirrored[brackets[1]]}{_negate(high)},{_negate(low)}{mirrored[brackets[0]]}"
+        return f"{negative}\\cup{brackets[0]}{low},{high}{brackets[1]}"
     return None
 
 
 def same_up_to_factor(a, b):
-    """One relation each, the same kind, and lhs - rhs of one a constant multiple of the other's (see above)."""
+    """One relation each, the same kind, and lhs - rhs of one a constant multiple of the other's."""
     parts_a, parts_b = sides(a), sides(b)
     if len(parts_a) != 3 or len(parts_b) != 3 or parts_a[1] != parts_b[1] or parts_a[1] == "≈":
         return False

@@ -48,7 +48,8 @@ def latex_to_python(s):
         (name, number, c), i = m.groups(), m.end()
         if number:  # a decimal is the exact rational it writes: 0.1 + 0.2 is 3/10, 1.0000001 is not 1
             whole, _, fraction = number.partition(".")
-            out.append(f" ({int(whole + fraction)} / {10 ** len(fraction)}) " if fraction else f" {int(whole)} ")
+            exact = f" ({int(whole + fraction)} / {10 ** len(fraction)}) "
+            out.append(exact if fraction else f" {int(whole)} ")
         elif name in ("frac", "binom"):
             a, i = _arg(s, i)
             b, i = _arg(s, i)

@@ -3,9 +3,9 @@
 Two mechanisms, picked per call:
   * main thread (and no alarm of the caller's running): SIGALRM via setitimer, which interrupts Python code;
   * any other thread (signals are main-thread only): fn runs in a forked child that is killed at the deadline.
-    The child comes from os.fork, not multiprocessing.Process: multiprocessing refuses to start children from a
-    daemonic process (every multiprocessing.Pool worker is one), and the verifier would then answer "not equal"
-    for true pairs. We reap the child ourselves, so the daemon rule (no orphans) still holds.
+    The child comes from os.fork, not multiprocessing.Process: multiprocessing refuses to start children
+    from a daemonic process (every multiprocessing.Pool worker is one), and the verifier would then answer
+    "not equal" for true pairs. We reap the child ourselves, so the daemon rule (no orphans) still holds.
 Without fork (Windows) a spawned process is used; in a daemonic process there that is impossible, so the call
 raises RuntimeError instead of answering wrongly. Timeouts and errors inside fn count as False.
 """
@@ -64,8 +64,8 @@ def _forked(fn, args, timeout):
             os._exit(status)
     os.close(write_end)
     try:
-        # a length prefix, not end-of-file, says the answer is complete: children forked at the same time by other
-        # threads inherit this pipe's write end and keep it open
+        # a length prefix, not end-of-file, says the answer is complete: children forked at the same time
+        # by other threads inherit this pipe's write end and keep it open
         data, deadline = b"", time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0 and select.select([read_end], [], [], left)[0]:
             chunk = os.read(read_end, 1 << 16)
