@@ -12,6 +12,7 @@ capped so that the cache fits `kv_cache_gb` (default: a quarter of the GPU's mem
 import copy
 
 import torch
+from transformers import DynamicCache
 
 from nano_forkrl.engines.fastdecode import kv_rows
 from nano_forkrl.run.device import to_dtype
@@ -102,12 +103,11 @@ class TorchSampler(Sampler):
         eos = torch.tensor(self.eos_ids, dtype=torch.long, device=device)
         done = torch.zeros(B, dtype=torch.bool, device=device)
         new_tokens, new_logprobs = [], []
-        past, step_ids = None, ids
+        past, step_ids = DynamicCache(config=self.model.config), ids  # explicit: no implicit-cache path
         for _ in range(max_new_tokens):
             positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
             out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
                              past_key_values=past, use_cache=True, logits_to_keep=1)  # not [B, P, V] at prefill
-            past = out.past_key_values
             tok, lp = self.pick(out.logits[:, -1, :])
             tok = torch.where(done, torch.full_like(tok, self.pad_id), tok)
             new_tokens.append(tok)

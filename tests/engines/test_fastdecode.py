@@ -2,7 +2,7 @@
 import pytest
 import torch
 from conftest import SHARED_QWEN3, greedy_rows_equal_up_to_ties, make_tiny_qwen3, needs_cuda, tiny_prompts
-from test_sampling import PROMPTS, CharTok
+from test_torch_sampler import PROMPTS, CharTok
 
 from nano_forkrl.engines.fastdecode import BUCKET, StaticCacheDecoder
 from nano_forkrl.engines.torch_sampler import TorchSampler
