@@ -48,26 +48,6 @@ def group_advantages(rewards, group_size: int, *, normalize_std: bool = True, ep
     return adv.reshape(-1)
 
 
-def compute_group_normalized_rewards(reward_fn, rollout_responses, repeated_ground_truths, group_size,
-                                     advantage_eps, normalize_by_std):
-    """CS336 name. reward_fn(response, ground_truth) -> dict with key "reward" (other numeric keys such as
-    "format_reward" / "answer_reward" are averaged into the metadata too).
-
-    Returns (advantages [B], raw_rewards [B], metadata) with metadata: reward_mean/std/max/min,
-    <key>_mean for every key of the reward dicts, and frac_groups_all_equal (what dynamic sampling drops)."""
-    if len(rollout_responses) != len(repeated_ground_truths):
-        raise ValueError("rollout_responses and repeated_ground_truths differ in length")
-    scores = [reward_fn(resp, gt) for resp, gt in zip(rollout_responses, repeated_ground_truths)]
-    raw = torch.tensor([float(s["reward"]) for s in scores], dtype=torch.float32)
-    adv = group_advantages(raw, group_size, normalize_std=normalize_by_std, eps=advantage_eps)
-    meta = {f"{k}_mean": sum(float(s[k]) for s in scores) / len(scores)
-            for k in scores[0] if isinstance(scores[0][k], (int, float))}
-    meta.update(reward_mean=raw.mean().item(), reward_std=raw.std().item(),
-                reward_max=raw.max().item(), reward_min=raw.min().item(),
-                frac_groups_all_equal=1.0 - dynamic_sampling_keep(raw, group_size).float().mean().item())
-    return adv, raw, meta
-
-
 def dynamic_sampling_keep(rewards, group_size: int) -> torch.Tensor:
     """DAPO dynamic sampling filter: bool [B], False for every sample of a group whose rewards are all equal
     (all right or all wrong: zero advantage, no learning signal), True otherwise."""

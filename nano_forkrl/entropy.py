@@ -39,11 +39,6 @@ def _entropy_from_logp(logp):
     return -(logp.exp() * logp).sum(dim=-1)
 
 
-def compute_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """CS336 name for `token_entropy`."""
-    return token_entropy(logits)
-
-
 def logprobs_from_logits(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """log softmax(logits / temperature)[labels], float32, shape labels.shape == logits.shape[:-1].
 
@@ -121,16 +116,6 @@ def token_logprobs_and_entropy(model, input_ids, attention_mask=None, *, labels=
         if shifted:
             logprobs = torch.cat([logprobs[:, :-1], logprobs.new_zeros(B, 1)], dim=1)
     return logprobs, entropy
-
-
-def get_response_log_probs(model, input_ids, labels, return_token_entropy=False):
-    """CS336 name: {"log_probs": [B, T]} (+ "token_entropy") with labels given, temperature 1; differentiable
-    unless called under torch.no_grad() or torch.inference_mode() (e.g. for the old policy's log-probs)."""
-    logprobs, entropy = token_logprobs_and_entropy(model, input_ids, labels=labels, with_grad=torch.is_grad_enabled())
-    out = {"log_probs": logprobs}
-    if return_token_entropy:
-        out["token_entropy"] = entropy
-    return out
 
 
 def real_width(attention_mask):

@@ -12,8 +12,6 @@ update.py runs the optimizer step; this file is pure tensor math (device-agnosti
 """
 import torch
 
-from nano_forkrl.masking import masked_mean, masked_normalize
-
 MAX_LOG_RATIO = 20.0  # exp(20) ~ 5e8: keeps ratios finite (an inf ratio turns 0-gradients into NaN)
 
 
@@ -55,53 +53,6 @@ def kl_k3(logprobs, ref_logprobs):
     clamp get no KL gradient). Also used for approx_kl(old || current) with logprobs=old, ref=current."""
     d = (ref_logprobs - logprobs).clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
     return torch.exp(d) - d - 1
-
-
-# --- CS336 (spring 2025) names and semantics --------------------------------------------------------------------
-def compute_naive_policy_gradient_loss(raw_rewards_or_advantages, policy_log_probs):
-    return naive_pg_loss(policy_log_probs, raw_rewards_or_advantages)
-
-
-def compute_grpo_clip_loss(advantages, policy_log_probs, old_log_probs, cliprange):
-    """Symmetric clip (eps_low = eps_high = cliprange). Metadata: the per-token stats plus clip_fraction."""
-    loss, stats = clipped_pg_loss(policy_log_probs, old_log_probs, advantages, eps_low=cliprange, eps_high=cliprange)
-    stats["clip_fraction"] = stats["is_clipped"].float().mean()
-    return loss, stats
-
-
-def compute_policy_gradient_loss(policy_log_probs, loss_type, raw_rewards=None, advantages=None,
-                                 old_log_probs=None, cliprange=None):
-    """loss_type: "no_baseline" (-R * logp), "reinforce_with_baseline" (-A * logp), "grpo_clip"."""
-    if loss_type == "no_baseline":
-        assert raw_rewards is not None, "no_baseline needs raw_rewards"
-        return naive_pg_loss(policy_log_probs, raw_rewards), {}
-    if loss_type == "reinforce_with_baseline":
-        assert advantages is not None, "reinforce_with_baseline needs advantages"
-        return naive_pg_loss(policy_log_probs, advantages), {}
-    if loss_type == "grpo_clip":
-        assert advantages is not None and old_log_probs is not None and cliprange is not None, "grpo_clip args"
-        return compute_grpo_clip_loss(advantages, policy_log_probs, old_log_probs, cliprange)
-    raise ValueError(f"unknown loss_type {loss_type!r}")
-
-
-def grpo_microbatch_train_step(policy_log_probs, response_mask, gradient_accumulation_steps, loss_type,
-                               raw_rewards=None, advantages=None, old_log_probs=None, cliprange=None):
-    """CS336: per-token loss -> mean over each sequence's response tokens -> mean over the batch
-    -> / gradient_accumulation_steps -> backward. Returns (scaled loss, metadata)."""
-    per_token, meta = compute_policy_gradient_loss(policy_log_probs, loss_type, raw_rewards, advantages,
-                                                   old_log_probs, cliprange)
-    loss = masked_mean(per_token, response_mask, dim=-1).mean() / gradient_accumulation_steps
-    loss.backward()
-    return loss, meta
-
-
-def sft_microbatch_train_step(policy_log_probs, response_mask, gradient_accumulation_steps, normalize_constant=1.0):
-    """CS336's SFT step (the warm start's loss): -sum(log p over response tokens) / normalize_constant, averaged
-    over the sequences, / gradient_accumulation_steps -> backward. Returns (scaled loss, metadata)."""
-    nll = -masked_normalize(policy_log_probs, response_mask, normalize_constant, dim=-1)
-    loss = nll.mean() / gradient_accumulation_steps
-    loss.backward()
-    return loss, {"num_response_tokens": response_mask.sum().detach()}
 
 
 # --- aggregation over the trained tokens ----------------------------------------------------------------------------

@@ -39,11 +39,6 @@ def masked_mean(tensor: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Ten
     return masked_sum(tensor, mask, dim) / count
 
 
-def masked_normalize(tensor: torch.Tensor, mask: torch.Tensor, normalize_constant: float = 1.0, dim=None):
-    """CS336: sum(tensor * mask, dim) / normalize_constant (e.g. Dr. GRPO's fixed length normaliser)."""
-    return masked_sum(tensor, mask, dim) / normalize_constant
-
-
 def _num_selected(rho: float, n):
     """k = ceil(rho * n) with no float error (0.2 * 10 is 2, not 3). rho is read as the fraction p/q the
     user wrote (0.2 -> 1/5; denominators up to 10^6), then k = ceil(p n / q) in integer arithmetic.

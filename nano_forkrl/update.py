@@ -28,9 +28,7 @@ import math
 import torch
 
 from nano_forkrl.entropy import real_width, token_logprobs_and_entropy
-from nano_forkrl.loss import (aggregate, clipped_pg_loss, compute_grpo_clip_loss,  # noqa: F401  (re-exported)
-                              compute_naive_policy_gradient_loss, compute_policy_gradient_loss,
-                              grpo_microbatch_train_step, kl_k3, naive_pg_loss)
+from nano_forkrl.loss import aggregate, clipped_pg_loss, kl_k3
 from nano_forkrl.masking import masked_sum, top_entropy_mask
 from nano_forkrl.run.policy import autocast
 

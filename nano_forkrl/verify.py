@@ -28,7 +28,7 @@ from nano_forkrl.verifier.relations import RELATION, as_interval, chain_value, s
 from nano_forkrl.verifier.symbolic import to_sympy
 from nano_forkrl.verifier.timebound import bounded
 
-__all__ = ["extract_answer", "is_equivalent", "reward", "r1_zero_reward_fn"]
+__all__ = ["extract_answer", "is_equivalent", "reward"]
 MAX_CHARS = 1000  # a longer "answer" is not an answer
 REL_TOL = sympy.Rational(1, 10**6)
 VERIFIERS = ("ours", "math-verify")
@@ -158,15 +158,3 @@ def reward(response, gold, *, correct=1.0, wrong=0.0, timeout=1.0, verifier="our
     return correct if pred is not None and is_equivalent(pred, gold, timeout=timeout) else wrong
 
 
-def r1_zero_reward_fn(response, ground_truth, fast=True):
-    """CS336 (spring 2025) name, signature and rules, for the R1-zero prompt ("... </think> <answer> ... </answer>").
-    Format: the response contains "</think> <answer>" and "</answer>"; without it every reward is 0 (a bare
-    \\boxed{} answer too). With it: format 1, and answer = reward = 1 if the tagged answer (its last \\boxed{} if
-    any) is right. ground_truth: a string, a number or a list of accepted answers. `fast`: accepted, unused
-    (this verifier has one mode). The training loop uses `reward`, which takes the answer in any format."""
-    if not (isinstance(response, str) and "</think> <answer>" in response and "</answer>" in response):
-        return {"format_reward": 0.0, "answer_reward": 0.0, "reward": 0.0}
-    golds = ground_truth if isinstance(ground_truth, (list, tuple)) else [ground_truth]
-    pred = extract_answer(response)
-    right = pred is not None and any(is_equivalent(pred, str(g) if isinstance(g, (int, float)) else g) for g in golds)
-    return {"format_reward": 1.0, "answer_reward": float(right), "reward": float(right)}

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from nano_forkrl.advantage import (compute_group_normalized_rewards, dynamic_sampling_keep, group_advantages,
+from nano_forkrl.advantage import (dynamic_sampling_keep, group_advantages,
                                    overlong_penalty)
 
 
@@ -49,27 +49,6 @@ def test_plus_minus_one_vs_one_zero():
 def test_errors(rewards, group_size):
     with pytest.raises(ValueError):
         group_advantages(rewards, group_size)
-
-
-def test_compute_group_normalized_rewards_cs336():
-    def reward_fn(response, ground_truth):
-        correct = float(response.strip() == ground_truth)
-        return {"reward": correct, "format_reward": 1.0, "answer_reward": correct}
-
-    responses = ["4", "5", "4", "x", "7", "7", "7", "7"]
-    truths = ["4"] * 4 + ["7"] * 4
-    adv, raw, meta = compute_group_normalized_rewards(reward_fn, responses, truths, 4, 1e-6, True)
-    torch.testing.assert_close(raw, torch.tensor([1.0, 0, 1, 0, 1, 1, 1, 1]))
-    a = 0.5 / (math.sqrt(1 / 3) + 1e-6)
-    torch.testing.assert_close(adv, torch.tensor([a, -a, a, -a, 0, 0, 0, 0]))
-    assert meta["reward_mean"] == pytest.approx(0.75) and meta["answer_reward_mean"] == pytest.approx(0.75)
-    assert meta["format_reward_mean"] == 1.0 and meta["reward_max"] == 1.0 and meta["reward_min"] == 0.0
-    assert meta["reward_std"] == pytest.approx(raw.std().item())
-    assert meta["frac_groups_all_equal"] == pytest.approx(0.5)
-    adv2, _, _ = compute_group_normalized_rewards(reward_fn, responses, truths, 4, 1e-6, False)
-    torch.testing.assert_close(adv2, torch.tensor([0.5, -0.5, 0.5, -0.5, 0, 0, 0, 0]))
-    with pytest.raises(ValueError):
-        compute_group_normalized_rewards(reward_fn, responses, truths[:-1], 4, 1e-6, True)
 
 
 def test_dynamic_sampling_keep():

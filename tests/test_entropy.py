@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import make_tiny_qwen3
-from nano_forkrl.entropy import (compute_entropy, get_response_log_probs, logprobs_from_logits, token_entropy,
-                                 token_logprobs_and_entropy)
+from nano_forkrl.cs336 import compute_entropy
+from nano_forkrl.entropy import logprobs_from_logits, token_entropy, token_logprobs_and_entropy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -204,25 +204,6 @@ def test_head_only_ever_sees_chunks_forward_and_backward(model):
     finally:
         del model.lm_head.forward
         model.zero_grad()
-
-
-def test_cs336_get_response_log_probs(model):
-    torch.manual_seed(8)
-    full = torch.randint(2, 64, (2, 8))
-    inp, labels = full[:, :-1], full[:, 1:]
-    out = get_response_log_probs(model, inp, labels)
-    assert set(out) == {"log_probs"}
-    assert out["log_probs"].requires_grad  # CS336's training step backpropagates through it
-    out = get_response_log_probs(model, inp, labels, return_token_entropy=True)
-    logits = model(inp).logits
-    ref = torch.log_softmax(logits, -1).gather(-1, labels[..., None]).squeeze(-1)
-    torch.testing.assert_close(out["log_probs"], ref, atol=1e-5, rtol=0)
-    torch.testing.assert_close(out["token_entropy"], compute_entropy(logits), atol=1e-5, rtol=0)
-    for no_grad in (torch.no_grad, torch.inference_mode):  # old log-probs: no graph, and no error
-        with no_grad():
-            out = get_response_log_probs(model, inp, labels, return_token_entropy=True)
-        assert not out["log_probs"].requires_grad
-        torch.testing.assert_close(out["log_probs"], ref.detach(), atol=1e-5, rtol=0)
 
 
 MEMORY_SCRIPT = textwrap.dedent("""

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from nano_forkrl.loss import (aggregate, clipped_pg_loss, compute_grpo_clip_loss, compute_naive_policy_gradient_loss,
-                              compute_policy_gradient_loss, grpo_microbatch_train_step, kl_k3, naive_pg_loss)
+from nano_forkrl.cs336 import compute_naive_policy_gradient_loss
+from nano_forkrl.loss import aggregate, clipped_pg_loss, kl_k3, naive_pg_loss
 
 LOG = math.log
 
@@ -77,51 +77,6 @@ def test_kl_k3():
     assert torch.isfinite(kl_k3(torch.tensor([0.0, -float("inf")]), torch.tensor([-float("inf"), 0.0]))).all()
 
 
-def test_cs336_grpo_clip_equals_native_symmetric():
-    torch.manual_seed(0)
-    logp, adv = torch.randn(2, 10), torch.rand(2, 1) - 0.5
-    old = logp + torch.randn(2, 10)
-    loss, meta = compute_grpo_clip_loss(adv, logp, old, 0.1)
-    native, st = clipped_pg_loss(logp, old, adv, eps_low=0.1, eps_high=0.1)
-    torch.testing.assert_close(loss, native)
-    r = (logp - old).exp()
-    torch.testing.assert_close(loss, -torch.minimum(r * adv, r.clamp(0.9, 1.1) * adv))  # the CS336 formula
-    assert torch.equal(meta["is_clipped"], st["is_clipped"])
-    assert meta["clip_fraction"].item() == pytest.approx(st["is_clipped"].float().mean().item())
-
-
-def test_compute_policy_gradient_loss_types():
-    torch.manual_seed(1)
-    logp, old = torch.randn(2, 6), torch.randn(2, 6)
-    raw, adv = torch.rand(2, 1), torch.randn(2, 1)
-    out, _ = compute_policy_gradient_loss(logp, "no_baseline", raw_rewards=raw, advantages=adv)
-    torch.testing.assert_close(out, -raw * logp)
-    out, _ = compute_policy_gradient_loss(logp, "reinforce_with_baseline", raw_rewards=raw, advantages=adv)
-    torch.testing.assert_close(out, -adv * logp)
-    out, meta = compute_policy_gradient_loss(logp, "grpo_clip", advantages=adv, old_log_probs=old, cliprange=0.5)
-    torch.testing.assert_close(out, clipped_pg_loss(logp, old, adv, eps_low=0.5, eps_high=0.5)[0])
-    assert "is_clipped" in meta
-    with pytest.raises(ValueError):
-        compute_policy_gradient_loss(logp, "ppo", advantages=adv)
-
-
-def test_grpo_microbatch_train_step_matches_hand_formula():
-    torch.manual_seed(2)
-    base, old = torch.randn(2, 5), torch.randn(2, 5)
-    adv = torch.tensor([[1.0], [-0.5]])
-    mask = torch.tensor([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1]], dtype=torch.bool)
-    logp = base.clone().requires_grad_(True)
-    loss, _ = grpo_microbatch_train_step(logp, mask, 2, "grpo_clip", advantages=adv, old_log_probs=old, cliprange=0.2)
-    ref = base.clone().requires_grad_(True)
-    r = (ref - old).exp()
-    per_tok = -torch.minimum(r * adv, r.clamp(0.8, 1.2) * adv)
-    per_seq = (per_tok * mask).sum(-1) / mask.sum(-1)  # row means over 3 and 4 response tokens
-    expected = per_seq.mean() / 2
-    expected.backward()
-    torch.testing.assert_close(loss, expected.detach())
-    torch.testing.assert_close(logp.grad, ref.grad)
-
-
 # --- aggregate --------------------------------------------------------------------------------------------------
 LOSS = torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]])
 TRAINED = torch.tensor([[1, 0, 1, 0], [0, 0, 0, 1]], dtype=torch.bool)
@@ -167,11 +122,3 @@ def test_aggregate_errors():
         aggregate(LOSS, TRAINED, "token-mean-all")
 
 
-def test_sft_microbatch_train_step_by_hand():
-    from nano_forkrl.loss import sft_microbatch_train_step
-    logp = torch.tensor([[-1.0, -2.0, -3.0], [-0.5, -0.5, -4.0]], requires_grad=True)
-    mask = torch.tensor([[0, 1, 1], [1, 1, 0]])
-    loss, meta = sft_microbatch_train_step(logp, mask, gradient_accumulation_steps=2, normalize_constant=2.0)
-    # per sequence: (2+3)/2 = 2.5 and (0.5+0.5)/2 = 0.5; mean 1.5; / 2 accumulation steps
-    assert loss.item() == pytest.approx(0.75) and meta["num_response_tokens"].item() == 4
-    assert torch.allclose(logp.grad, -mask / (2.0 * 2 * 2))  # d loss / d logp = -mask / (c * B * gas)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nano_forkrl.verifier.latex import normalize
-from nano_forkrl.verify import extract_answer, is_equivalent, r1_zero_reward_fn, reward
+from nano_forkrl.verify import extract_answer, is_equivalent, reward
 
 MATH500 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval" / "math500" / "test.jsonl"
 NEVER_HANGS_S = 10.0  # generous bound for "returns quickly"; the default per-call timeout is 1 s
@@ -267,29 +267,6 @@ def test_from_a_thread_of_a_multiprocessing_pool_worker():
 ], ids=short)
 def test_reward(response, gold, kwargs, expected):
     assert reward(response, gold, **kwargs) == expected
-
-
-@pytest.mark.parametrize("response, gold, expected", [
-    (r"reasoning </think> <answer>\boxed{2}</answer>", "2", (1.0, 1.0, 1.0)),
-    ("reasoning </think> <answer>2</answer>", "2", (1.0, 1.0, 1.0)),
-    ("reasoning </think> <answer>3</answer>", "2", (1.0, 0.0, 0.0)),  # formatted, wrong: format reward only
-    ("reasoning without any answer", "2", (0.0, 0.0, 0.0)),
-    (r"<think> cut off \boxed{2}", "2", (0.0, 0.0, 0.0)),
-    (r"\boxed{7}", "7", (0.0, 0.0, 0.0)),  # right, but not in the R1-zero format: CS336 gives nothing
-    ("x </think><answer>7</answer>", "7", (0.0, 0.0, 0.0)),  # the format wants one space between the tags
-    ("x </think> <answer>7", "7", (0.0, 0.0, 0.0)),  # never closed
-    ("x </think> <answer>7</answer>", 7, (1.0, 1.0, 1.0)),  # numeric ground truth
-    ("x </think> <answer>0.5</answer>", 0.5, (1.0, 1.0, 1.0)),
-    ("x </think> <answer>7</answer>", ["6", "7"], (1.0, 1.0, 1.0)),  # any of several accepted answers
-    (r"x </think> <answer>\boxed{8}</answer>", ["6", "7"], (1.0, 0.0, 0.0)),
-    ("</think> <answer>0.25</answer>", r"\boxed{\frac14}", (1.0, 1.0, 1.0)),  # a boxed ground truth (CS336 allows it)
-    ("</think> <answer></answer>", "2", (1.0, 0.0, 0.0)),  # formatted but empty
-    (None, "2", (0.0, 0.0, 0.0)),  # garbage never raises
-], ids=short)
-def test_r1_zero_reward_fn(response, gold, expected):
-    out = r1_zero_reward_fn(response, gold)
-    assert (out["format_reward"], out["answer_reward"], out["reward"]) == expected
-    assert r1_zero_reward_fn(response, gold, fast=False) == out
 
 
 # ---------------------------------------------------------------- real gold answers (MATH-500)

@@ -4,7 +4,7 @@
    Hugging Face dataset, and maps every known layout to {"id", "problem", "answer"} (answers are strings). A
    malformed row raises `DataError` naming the file and line; nothing is dropped silently.
 2. `format_prompt` wraps a problem in one of the prompt `TEMPLATES`.
-3. `tokenize_prompt_and_output` (the CS336 function) and `collate_rollouts` build the training batch. Each
+3. `collate_rollouts` builds the training batch (CS336's `tokenize_prompt_and_output`: `nano_forkrl.cs336`). Each
    sequence x = prompt + response is right-padded with the pad id to the batch max length L, then
 
        input_ids = x[:, :-1]    labels = x[:, 1:]    response_mask[b, t] = labels[b, t] is a response token
@@ -108,18 +108,6 @@ def format_prompt(problem, template="boxed", tokenizer=None):
         raise ValueError(f"template {template!r} needs the tokenizer (it uses the tokenizer's chat template)")
     return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
                                          add_generation_prompt=True, enable_thinking=_CHAT_THINKING[template])
-
-
-def tokenize_prompt_and_output(prompt_strs, output_strs, tokenizer):
-    """CS336: tokenize prompts and outputs separately (no special tokens), concatenate, right-pad with the pad
-    token (eos if there is none). Returns {"input_ids", "labels", "response_mask"}, each [B, max_len - 1]."""
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if pad_id is None:
-        raise ValueError("tokenizer has neither pad_token_id nor eos_token_id to pad with")
-    prompt_ids = tokenizer(list(prompt_strs), add_special_tokens=False)["input_ids"]
-    output_ids = tokenizer(list(output_strs), add_special_tokens=False)["input_ids"]
-    batch = collate_rollouts(prompt_ids, output_ids, pad_id)
-    return {k: batch[k] for k in ("input_ids", "labels", "response_mask")}
 
 
 def collate_rollouts(prompt_ids, response_ids, pad_id):

@@ -10,7 +10,7 @@ import torch
 
 from nano_forkrl.run import data
 from nano_forkrl.run.data import (
-    TEMPLATES, VENDORED, DataError, collate_rollouts, format_prompt, load_problems, tokenize_prompt_and_output,
+    TEMPLATES, VENDORED, DataError, collate_rollouts, format_prompt, load_problems,
 )
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -327,44 +327,6 @@ def tiny_tokenizer(pad=True):
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     kwargs = {"pad_token": "<pad>"} if pad else {}
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", **kwargs)
-
-
-def test_tokenize_prompt_and_output_by_hand():
-    out = tokenize_prompt_and_output(["what is 2 + 2 ?", "it"], ["it is 4 .", "4"], tiny_tokenizer())
-    # full sequences: [2,3,4,5,4,6 | 7,3,8,9] and [7 | 8] + 8 pads (id 0); "|" = prompt/output boundary
-    assert set(out) == {"input_ids", "labels", "response_mask"}
-    assert out["input_ids"].tolist() == [[2, 3, 4, 5, 4, 6, 7, 3, 8], [7, 8, 0, 0, 0, 0, 0, 0, 0]]
-    assert out["labels"].tolist() == [[3, 4, 5, 4, 6, 7, 3, 8, 9], [8, 0, 0, 0, 0, 0, 0, 0, 0]]
-    F, T = False, True
-    assert out["response_mask"].tolist() == [[F, F, F, F, F, T, T, T, T], [T, F, F, F, F, F, F, F, F]]
-    assert out["input_ids"].dtype == out["labels"].dtype == torch.long
-    assert out["response_mask"].dtype == torch.bool
-
-
-def test_tokenize_prompt_and_output_pads_with_eos_when_no_pad_token():
-    tok = tiny_tokenizer(pad=False)
-    assert tok.pad_token_id is None
-    out = tokenize_prompt_and_output(["what is", "it"], ["4", "is 4 ."], tok)
-    assert out["input_ids"].tolist() == [[2, 3, 8], [7, 3, 8]]
-    assert out["labels"].tolist() == [[3, 8, 1], [3, 8, 9]]  # eos (1) pads the shorter row
-    assert out["response_mask"].tolist() == [[False, True, False], [True, True, True]]
-
-
-def test_tokenize_prompt_and_output_with_real_qwen3(qwen3_tokenizer):
-    prompts = ["Hello, world!", "This is a test.", "This is another test."]  # the CS336 fixture strings
-    outputs = ["Hello, world!", "This is a test.", "This is another test."]
-    out = tokenize_prompt_and_output(prompts, outputs, qwen3_tokenizer)
-    enc = [(qwen3_tokenizer.encode(p, add_special_tokens=False), qwen3_tokenizer.encode(o, add_special_tokens=False))
-           for p, o in zip(prompts, outputs)]
-    width = max(len(p) + len(o) for p, o in enc)
-    pad = qwen3_tokenizer.pad_token_id
-    assert pad == 151643 and out["input_ids"].shape == (3, width - 1)
-    for b, (p, o) in enumerate(enc):
-        full = p + o + [pad] * (width - len(p) - len(o))
-        assert out["input_ids"][b].tolist() == full[:-1]
-        assert out["labels"][b].tolist() == full[1:]
-        mask = [len(p) <= t + 1 < len(p) + len(o) for t in range(width - 1)]
-        assert out["response_mask"][b].tolist() == mask
 
 
 def test_collate_rollouts_by_hand():
