@@ -10,19 +10,22 @@ count and are never chosen). Among equal entropies the earlier position (row-maj
 the mask is deterministic. It also builds the paper's controls: mode="bottom" (the other 1 - rho, i.e. the
 80% lowest-entropy tokens) and mode="random" (k uniformly random response tokens).
 
-Which policy's entropy selects the tokens? This function is pure; the loop decides what to feed it. Our
-default (train/update) passes the rollout (old) policy's entropies over the whole rollout batch, which is
-what the paper's text says ("top rho within each batch"). The released verl code instead ranked the
-current policy's entropies inside each micro-batch, with the threshold taken by torch.quantile; that
-variant is one call per micro-batch here. We avoid torch.quantile: it interpolates (so the count is not
-exactly k) and refuses inputs above 2^24 elements; a stable sort has neither problem.
+Which policy's entropy selects the tokens is decided in one place, `TokenSelection` (the loop's only way to
+build a mask). source="rollout" (default, the paper's text "top rho within each batch"): the rollout (old)
+policy's entropies over the whole rollout batch, once, fixed while the policy moves. source="current" (the
+released verl code): the current policy's entropies inside each micro-batch, re-ranked at every forward. verl
+took the threshold with torch.quantile; we avoid it: it interpolates (so the count is not exactly k) and
+refuses inputs above 2^24 elements; a stable sort has neither problem.
 
 CPU and CUDA run the same code and everything stays on the tensor's device: rows are ranked by one
 batched sort and k is computed on the device, so the NaN check is the only host sync.
 """
+from dataclasses import dataclass
 from fractions import Fraction
 
 import torch
+
+MODES, SOURCES = ("top", "bottom", "random"), ("rollout", "current")
 
 
 def masked_sum(tensor: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
@@ -61,8 +64,8 @@ def top_entropy_mask(entropy: torch.Tensor, response_mask: torch.Tensor, rho: fl
     """
     if not 0.0 <= rho <= 1.0:  # also catches nan
         raise ValueError(f"rho must be in [0, 1], got {rho}")
-    if mode not in ("top", "bottom", "random"):
-        raise ValueError(f"mode must be 'top', 'bottom' or 'random', got {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if entropy.shape != response_mask.shape:
         raise ValueError(f"entropy {tuple(entropy.shape)} and response_mask {tuple(response_mask.shape)} differ")
     valid = response_mask.bool()
@@ -89,3 +92,42 @@ def top_entropy_mask(entropy: torch.Tensor, response_mask: torch.Tensor, rho: fl
     top = valid_rows & (rank < k)
     chosen = valid_rows & ~top if mode == "bottom" else top
     return chosen.reshape(entropy.shape)
+
+
+@dataclass(frozen=True)
+class TokenSelection:
+    """Which response tokens get the policy gradient: the one owner of that decision, in both of its sources.
+
+    rho, mode ("top" forking tokens | "bottom" 1 - rho | "random" rho), per_sequence: see `top_entropy_mask`.
+    source "rollout": `for_batch` ranks the old policy's entropy over the whole rollout batch, once; every
+        micro-batch then trains its rows of that fixed mask.
+    source "current": `for_batch` returns None, and `for_micro_batch` ranks the current policy's (detached)
+        entropy among that micro-batch's response tokens, at every forward.
+    """
+    rho: float = 0.2
+    mode: str = "top"
+    source: str = "rollout"
+    per_sequence: bool = False
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+        if self.per_sequence and self.source == "current":
+            raise ValueError("per_sequence ranks within each rollout response: use it with source 'rollout'")
+
+    def for_batch(self, old_entropy, response_mask, generator=None):
+        """The rollout batch's mask (source "rollout"), or None: chosen per micro-batch (source "current")."""
+        if self.source == "current":
+            return None
+        return top_entropy_mask(old_entropy, response_mask, self.rho, mode=self.mode,
+                                per_sequence=self.per_sequence, generator=generator)
+
+    def for_micro_batch(self, batch_rows, current_entropy, response_mask):
+        """The trained tokens of one micro-batch: `batch_rows` (its rows of `for_batch`'s mask) for "rollout",
+        top-rho of `current_entropy` among its response tokens for "current". Always inside response_mask."""
+        response_mask = response_mask.bool()
+        if self.source == "rollout":
+            if batch_rows is None:
+                raise ValueError('source "rollout" needs the rollout batch\'s mask (TokenSelection.for_batch)')
+            return batch_rows.bool() & response_mask
+        return top_entropy_mask(current_entropy, response_mask, self.rho, mode=self.mode) & response_mask

@@ -36,12 +36,12 @@ from nano_forkrl.run.guard import GuardedOptimizer, check_step
 from nano_forkrl.run.metrics import Logger, read_log
 from nano_forkrl.entropy import score_batch
 from nano_forkrl.tools.evaluate import evaluate
-from nano_forkrl.masking import top_entropy_mask
+from nano_forkrl.masking import TokenSelection
 from nano_forkrl.engines.factory import make_sampler
 from nano_forkrl.run.policy import enable_grad_checkpointing, load_policy
 from nano_forkrl.run.rollouts import collect_rollouts
 from nano_forkrl.run.rundir import plan, prepare
-from nano_forkrl.update import policy_step
+from nano_forkrl.update import UpdateSettings, policy_step
 
 
 def load_sets(cfg):
@@ -61,7 +61,19 @@ def _generator(*keys):
     return torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(repr(keys).encode()).digest()[:8], "little"))
 
 
+def update_settings(cfg):
+    """The update's settings from the run's config (Dr.GRPO's constant: the response budget)."""
+    selection = TokenSelection(rho=cfg.rho, mode=cfg.mask_mode, source=cfg.mask_source,
+                               per_sequence=cfg.per_sequence)
+    return UpdateSettings(selection=selection, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
+                          dual_clip=cfg.dual_clip or None, loss_agg=cfg.loss_agg,
+                          constant=cfg.max_new_tokens if cfg.loss_agg == "constant" else None,
+                          kl_coef=cfg.kl_coef, micro_batch_size=cfg.micro_batch_size,
+                          max_grad_norm=cfg.max_grad_norm, temperature=cfg.temperature, chunk_size=cfg.chunk_size)
+
+
 def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_model=None):
+    settings = update_settings(cfg)
     timer, stats = {}, {}
     t = time.perf_counter()
     groups, cursor, stats = collect_rollouts(cfg, sampler, tokenizer, problems, cursor)
@@ -77,8 +89,7 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_
     old_logprobs, entropy = score_batch(model, batch, **score)  # the rollout policy = the current weights
     ref_logprobs = score_batch(ref_model, batch, **score)[0] if ref_model is not None else None  # for the KL term
     mask = batch["response_mask"].bool()
-    token_mask = top_entropy_mask(entropy, mask, cfg.rho, mode=cfg.mask_mode, per_sequence=cfg.per_sequence,
-                                  generator=_generator("mask", cfg.seed, cursor))
+    token_mask = settings.selection.for_batch(entropy, mask, generator=_generator("mask", cfg.seed, cursor))
     timer["logprobs"] = time.perf_counter() - t
     if mask.any():  # the paper's Sec. 3 statistics of this batch's chain-of-thought tokens
         h = entropy_statistics(entropy, mask)
@@ -91,12 +102,8 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_
             idx = order[s:s + rows]
             updates.append(policy_step(  # bf16 autocast around its forward passes on CUDA
                 model, optimizer, {k: v[idx] for k, v in batch.items()}, old_logprobs=old_logprobs[idx],
-                advantages=advantages[idx], token_mask=token_mask[idx], rho=cfg.rho, mask_mode=cfg.mask_mode,
-                mask_source=cfg.mask_source, loss_agg=cfg.loss_agg, eps_low=cfg.eps_low,
-                eps_high=cfg.eps_high, dual_clip=cfg.dual_clip or None, kl_coef=cfg.kl_coef,
-                ref_logprobs=None if ref_logprobs is None else ref_logprobs[idx],
-                micro_batch_size=cfg.micro_batch_size, max_grad_norm=cfg.max_grad_norm,
-                temperature=cfg.temperature, chunk_size=cfg.chunk_size, constant=cfg.max_new_tokens))
+                advantages=advantages[idx], token_mask=None if token_mask is None else token_mask[idx],
+                ref_logprobs=None if ref_logprobs is None else ref_logprobs[idx], settings=settings))
     timer["update"] = time.perf_counter() - t
     for u in updates:
         if u.get("skipped"):

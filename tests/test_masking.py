@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nano_forkrl.cs336 import masked_normalize
-from nano_forkrl.masking import masked_mean, masked_sum, top_entropy_mask
+from nano_forkrl.masking import TokenSelection, masked_mean, masked_sum, top_entropy_mask
 
 NAN = float("nan")
 X = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
@@ -195,3 +195,35 @@ def test_infinite_scores_still_rank_valid_tokens_first():
     mask = torch.tensor([[0, 1, 1, 1]]).bool()
     assert torch.equal(top_entropy_mask(ent, mask, 1.0), mask)
     assert torch.equal(top_entropy_mask(ent, mask, 0.5), torch.tensor([[0, 1, 0, 1]]).bool())
+
+
+# ---------------------------------------------------------------- TokenSelection: the mask's one owner
+def test_selection_from_the_rollout_is_the_batch_mask_and_fixed_per_micro_batch():
+    torch.manual_seed(0)
+    ent, resp = torch.rand(4, 9), torch.rand(4, 9) > 0.3
+    rule = TokenSelection(rho=0.25, mode="top")
+    batch_mask = rule.for_batch(ent, resp)
+    assert torch.equal(batch_mask, top_entropy_mask(ent, resp, 0.25))
+    other = torch.rand(2, 9)  # the current policy's entropy is ignored: the rollout mask stays fixed
+    assert torch.equal(rule.for_micro_batch(batch_mask[:2], other, resp[:2]), batch_mask[:2])
+    with pytest.raises(ValueError, match="for_batch"):
+        rule.for_micro_batch(None, other, resp[:2])
+    bottom = TokenSelection(rho=0.25, mode="bottom").for_batch(ent, resp)
+    assert torch.equal(bottom, resp & ~batch_mask)
+
+
+def test_selection_from_the_current_policy_ranks_each_micro_batch():
+    torch.manual_seed(1)
+    ent, resp = torch.rand(4, 9), torch.ones(4, 9, dtype=torch.bool)
+    rule = TokenSelection(rho=0.5, source="current")
+    assert rule.for_batch(ent, resp) is None
+    m = rule.for_micro_batch(None, ent[:2], resp[:2])
+    assert torch.equal(m, top_entropy_mask(ent[:2], resp[:2], 0.5)) and int(m.sum()) == 9
+
+
+def test_selection_rejects_unknown_sources_and_per_sequence_with_current():
+    with pytest.raises(ValueError, match="source"):
+        TokenSelection(source="future")
+    with pytest.raises(ValueError, match="per_sequence"):
+        TokenSelection(per_sequence=True, source="current")
+

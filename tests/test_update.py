@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from conftest import make_tiny_qwen3
-from nano_forkrl.update import policy_step
+from nano_forkrl.masking import TokenSelection
+from nano_forkrl.update import UpdateSettings, policy_step
 
 PROMPT_LEN, RESP_LENS, T = 3, [9, 6, 8, 4], 12  # T = label length; full sequences have T + 1 slots
 
@@ -85,7 +86,7 @@ def test_gradient_flows_only_through_masked_tokens(setup):
     assert (token_mask <= batch["response_mask"]).all()
     opt = GradRecorder(model)
     stats = policy_step(model, opt, batch, old_logprobs=old, advantages=adv, token_mask=token_mask,
-                        micro_batch_size=2, max_grad_norm=None)
+                        settings=UpdateSettings(micro_batch_size=2, max_grad_norm=None))
     logp, _ = reference_logp_entropy(model, batch)
     expected = dapo_token_loss(logp, old, adv)[token_mask].sum() / 4
     assert stats["loss"] == pytest.approx(expected.item(), rel=1e-5)
@@ -100,7 +101,7 @@ def test_gradient_flows_only_through_masked_tokens(setup):
     adv2[3] = float("nan")
     opt2 = GradRecorder(model)
     stats2 = policy_step(model, opt2, batch, old_logprobs=old2, advantages=adv2, token_mask=token_mask,
-                         micro_batch_size=2, max_grad_norm=None)
+                         settings=UpdateSettings(micro_batch_size=2, max_grad_norm=None))
     assert not stats2["skipped"]
     assert_grads_close(opt2.grads, opt.grads, atol=0)
 
@@ -109,8 +110,9 @@ def test_rho_one_is_plain_dapo(setup):
     model, batch, old, adv, ent = setup
     opt = GradRecorder(model)
     # no token_mask: select from the rollout entropy; rho = 1 keeps every response token
-    stats = policy_step(model, opt, batch, old_logprobs=old, advantages=adv, entropy=ent, rho=1.0,
-                        micro_batch_size=3, max_grad_norm=None)
+    stats = policy_step(model, opt, batch, old_logprobs=old, advantages=adv,
+                        token_mask=TokenSelection(rho=1.0).for_batch(ent, batch["response_mask"]),
+                        settings=UpdateSettings(micro_batch_size=3, max_grad_norm=None))
     resp = batch["response_mask"]
     logp, _ = reference_logp_entropy(model, batch)
     expected = dapo_token_loss(logp, old, adv)[resp].sum() / resp.sum()  # DAPO token-mean over all responses
@@ -129,7 +131,8 @@ def test_micro_batch_size_does_not_change_the_update(setup, loss_agg):
         m = copy.deepcopy(model)
         opt = torch.optim.SGD(m.parameters(), lr=1.0)
         stats = policy_step(m, opt, batch, old_logprobs=old, advantages=adv, token_mask=token_mask,
-                            loss_agg=loss_agg, constant=10, micro_batch_size=mbs, max_grad_norm=1.0)
+                            settings=UpdateSettings(loss_agg=loss_agg, constant=10, micro_batch_size=mbs,
+                                                    max_grad_norm=1.0))
         results.append((stats, [p.detach() - q.detach() for p, q in zip(m.parameters(), model.parameters())]))
     (s1, d1), rest = results[0], results[1:]
     assert max(d.abs().max().item() for d in d1) > 1e-4  # the step did move the weights
@@ -145,7 +148,8 @@ def test_nan_advantages_skip_the_step(setup):
     opt = torch.optim.Adam(model.parameters(), lr=0.1)
     bad = adv.clone()
     bad[0] = float("nan")  # row 0 has trained tokens
-    stats = policy_step(model, opt, batch, old_logprobs=old, advantages=bad, token_mask=batch["response_mask"])
+    stats = policy_step(model, opt, batch, old_logprobs=old, advantages=bad,
+                        token_mask=batch["response_mask"])
     assert stats["skipped"] is True and not math.isfinite(stats["loss"])
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
     assert len(opt.state) == 0 and all(p.grad is None for p in model.parameters())
@@ -157,8 +161,9 @@ def test_grad_clipping_bounds_the_update(setup):
     for max_norm in (1.0, None):
         m = copy.deepcopy(model)
         opt = torch.optim.SGD(m.parameters(), lr=1.0)
-        stats = policy_step(m, opt, batch, old_logprobs=old, advantages=adv * 1e4, token_mask=batch["response_mask"],
-                            max_grad_norm=max_norm)
+        stats = policy_step(m, opt, batch, old_logprobs=old, advantages=adv * 1e4,
+                            token_mask=batch["response_mask"],
+                            settings=UpdateSettings(max_grad_norm=max_norm))
         step = math.sqrt(sum(((p - q) ** 2).sum().item() for p, q in zip(m.parameters(), model.parameters())))
         norms[max_norm] = (stats["grad_norm"], step)
     grad_norm, step = norms[1.0]
@@ -171,8 +176,8 @@ def test_stats_match_hand_computation(setup):
     from nano_forkrl.masking import top_entropy_mask
     resp = batch["response_mask"]
     token_mask = top_entropy_mask(ent, resp, 0.2)
-    stats = policy_step(model, GradRecorder(model), batch, old_logprobs=old, advantages=adv, token_mask=token_mask,
-                        micro_batch_size=3)
+    stats = policy_step(model, GradRecorder(model), batch, old_logprobs=old, advantages=adv,
+                        token_mask=token_mask, settings=UpdateSettings(micro_batch_size=3))
     expected_keys = {"loss", "grad_norm", "clip_frac_low", "clip_frac_high", "approx_kl", "kl_ref",
                      "frac_tokens_trained", "tokens_trained", "entropy_trained", "entropy_untrained", "skipped"}
     assert expected_keys <= stats.keys()
@@ -200,8 +205,8 @@ def test_kl_term_adds_k3_on_trained_tokens(setup):
     resp = batch["response_mask"]
     ref = old - 0.2
     opt = GradRecorder(model)
-    stats = policy_step(model, opt, batch, old_logprobs=old, advantages=adv, token_mask=resp, kl_coef=0.1,
-                        ref_logprobs=ref, max_grad_norm=None)
+    stats = policy_step(model, opt, batch, old_logprobs=old, advantages=adv, token_mask=resp, ref_logprobs=ref,
+                        settings=UpdateSettings(kl_coef=0.1, max_grad_norm=None))
     logp, _ = reference_logp_entropy(model, batch)
     d = ref - logp
     k3 = d.exp() - d - 1
@@ -210,15 +215,17 @@ def test_kl_term_adds_k3_on_trained_tokens(setup):
     assert stats["kl_ref"] == pytest.approx(k3[resp].mean().item(), rel=1e-4)
     assert_grads_close(opt.grads, reference_grads(model, expected))
     with pytest.raises(ValueError):
-        policy_step(model, opt, batch, old_logprobs=old, advantages=adv, token_mask=resp, kl_coef=0.1)
+        policy_step(model, opt, batch, old_logprobs=old, advantages=adv, token_mask=resp,
+                    settings=UpdateSettings(kl_coef=0.1))
 
 
 def test_mask_source_current_selects_per_micro_batch(setup):
     model, batch, old, adv, _ = setup
     rho, mbs, resp = 0.25, 2, batch["response_mask"]
     opt = GradRecorder(model)
-    stats = policy_step(model, opt, batch, old_logprobs=old, advantages=adv, rho=rho, mask_source="current",
-                        micro_batch_size=mbs, max_grad_norm=None)
+    stats = policy_step(model, opt, batch, old_logprobs=old, advantages=adv,
+                        settings=UpdateSettings(selection=TokenSelection(rho=rho, source="current"),
+                                                micro_batch_size=mbs, max_grad_norm=None))
     # by hand: in each micro-batch, the ceil(rho * N_micro) highest CURRENT entropies among its response tokens;
     # each micro-batch is a token-mean over its own selection, weighted by its share of sequences (verl)
     logp, ent = reference_logp_entropy(model, batch)
@@ -242,7 +249,8 @@ def test_bad_arguments(setup):
     with pytest.raises(ValueError):
         policy_step(model, opt, batch, old_logprobs=old, advantages=adv)  # rollout: no token_mask, no entropy
     with pytest.raises(ValueError):
-        policy_step(model, opt, batch, old_logprobs=old, advantages=adv, mask_source="future")
+        policy_step(model, opt, batch, old_logprobs=old, advantages=adv,
+                    settings=UpdateSettings(selection=TokenSelection(source="future")))
     assert opt.steps == 0
 
 
@@ -266,7 +274,8 @@ def test_micro_batches_are_cut_to_their_longest_row(monkeypatch):
     grads = []
     for b in (batch, {k: v for k, v in batch.items() if k != "attention_mask"}):  # no mask: full width
         opt = GradRecorder(model)
-        stats = policy_step(model, opt, b, old_logprobs=old, advantages=adv, token_mask=mask, micro_batch_size=1)
+        stats = policy_step(model, opt, b, old_logprobs=old, advantages=adv, token_mask=mask,
+                            settings=UpdateSettings(micro_batch_size=1))
         grads.append((stats["loss"], opt.grads))
     assert widths == [3 + n for n in RESP_LENS] + [T] * 4  # real tokens of each row: prompt + response
     assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-5)

@@ -46,6 +46,7 @@ class StaticCacheDecoder:
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         self.group = cfg.num_attention_heads // self.n_kv
         self.S = slots(max_len)
+        self.key = (batch, self.S)  # the shape it serves: TorchSampler reuses it while the shape repeats
         shape = (len(self.body.layers), batch, self.n_kv, self.S, self.head_dim)
         self.k = torch.zeros(shape, dtype=p.dtype, device=p.device)
         self.v = torch.zeros_like(self.k)
@@ -112,43 +113,25 @@ class StaticCacheDecoder:
         return graph, static, out
 
 
-def _decoder(sampler, batch, max_len):
-    """Reuse the cache and captured graphs across calls of the same shape (the tiny task repeats its shape every
-    step): graphs point at the decoding weights, which `load_weights` updates in place. Only ONE shape is kept,
-    freed before the next is built: the KV cache is the big allocation (up to the sampler's kv_cache_gb), and
-    it stays allocated through the policy update that follows the rollouts."""
-    key = (batch, slots(max_len))
-    if key not in sampler._decoders:
-        sampler._decoders.clear()
-        sampler._decoders[key] = StaticCacheDecoder(sampler.model, batch, max_len)
-    return sampler._decoders[key]
+class StaticSession:
+    """One batch's decode state on this path (the `prefill` / `step` pair that TorchSampler's loop drives):
+    the prompt fills slots 0..P-1 of the decoder's cache, step t writes slot P + t."""
 
+    def __init__(self, decoder, ids, mask):
+        self.dec, self.ids, self.P, self.t = decoder, ids, ids.shape[1], 0
+        decoder.valid.zero_()
+        decoder.valid[:, :self.P] = mask.bool()
+        self.positions = (mask.cumsum(-1) - 1).clamp(min=0)
 
-@torch.no_grad()
-def generate_static(sampler, prompt_ids, max_new_tokens):
-    """Same contract as TorchSampler._generate_hf: (tokens [B][N], logprobs [B][N]) with pad after EOS."""
-    model = sampler.model
-    device = next(model.parameters()).device
-    ids, mask = sampler._left_pad(prompt_ids, device)
-    B, P = ids.shape
-    dec = _decoder(sampler, B, P + max_new_tokens)
-    dec.valid.zero_()
-    dec.valid[:, :P] = mask.bool()
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    logits = dec.forward(ids, positions, torch.tensor(0, device=device), P)  # prefill: the whole prompt
-    pos = positions[:, -1:]
-    eos = torch.tensor(sampler.eos_ids, dtype=torch.long, device=device)
-    done = torch.zeros(B, dtype=torch.bool, device=device)
-    tokens, logprobs = [], []
-    for t in range(max_new_tokens):
-        tok, lp = sampler.pick(logits)
-        tok = torch.where(done, torch.full_like(tok, sampler.pad_id), tok)
-        tokens.append(tok)
-        logprobs.append(lp)
-        done = done | torch.isin(tok, eos)
-        if t == max_new_tokens - 1 or (t % 16 == 15 and bool(done.all())):  # sync only every 16 steps
-            break
-        dec.valid[:, P + t] = True  # finished rows keep decoding pad tokens; their outputs are discarded
-        pos = pos + 1
-        logits = dec.step(tok[:, None], pos, P + t)
-    return torch.stack(tokens, 1).tolist(), torch.stack(logprobs, 1).tolist()
+    def prefill(self):
+        logits = self.dec.forward(self.ids, self.positions, torch.tensor(0, device=self.ids.device), self.P)
+        self.positions = self.positions[:, -1:]
+        return logits
+
+    def step(self, tokens, real):
+        """Finished rows keep decoding pad tokens into valid slots: their outputs are discarded, and one graph
+        per bucket serves every step (so `real` is not needed here)."""
+        slot = self.P + self.t
+        self.dec.valid[:, slot] = True
+        self.positions, self.t = self.positions + 1, self.t + 1
+        return self.dec.step(tokens[:, None], self.positions, slot)

@@ -37,7 +37,7 @@ class TorchSampler(Sampler):
         self.generator = torch.Generator(device=device).manual_seed(seed)
         # fast=None: the static-cache CUDA-graph decoder on CUDA, the plain HF call elsewhere
         self.fast = (device.type == "cuda") if fast is None else fast
-        self._decoders = {}  # fastdecode's KV cache and CUDA graphs, for the last batch shape
+        self.static_decoder = None  # fastdecode's KV cache and CUDA graphs, for the last batch shape
 
     def reseed(self, seed):
         """Restart the sampling RNG (evaluation uses a fixed seed so scores are comparable across steps)."""
@@ -77,14 +77,44 @@ class TorchSampler(Sampler):
         was_training = self.model.training
         self.model.eval()
         try:
-            if self.fast:
-                from nano_forkrl.engines.fastdecode import generate_static
-                tokens, logprobs = generate_static(self, [ids for _, ids in rows], max_new_tokens)
-            else:
-                tokens, logprobs = self._generate_hf(rows, max_new_tokens)
+            ids, mask = self._left_pad([p for _, p in rows], next(self.model.parameters()).device)
+            session = self._session(ids, mask, ids.shape[1] + max_new_tokens)
+            # on CUDA ask "all rows done?" every 16 steps only: each question is a device -> host sync
+            tokens, logprobs = self._decode(session, max_new_tokens, sync_every=16 if self.fast else 1)
         finally:
             self.model.train(was_training)
-        return [self.to_rollout(i, ids, toks, lps) for (i, ids), toks, lps in zip(rows, tokens, logprobs)]
+        return [self.to_rollout(i, p, toks, lps) for (i, p), toks, lps in zip(rows, tokens, logprobs)]
+
+    def _session(self, ids, mask, max_len):
+        """The decode state for one batch: the plain HF path, or fastdecode's static cache (+ CUDA graphs). Only
+        one static cache is kept; it is freed before one of another shape is built (it is the big allocation)."""
+        if not self.fast:
+            return HFSession(self.model, ids, mask)
+        from nano_forkrl.engines.fastdecode import StaticCacheDecoder, StaticSession, slots
+
+        if self.static_decoder is None or self.static_decoder.key != (ids.shape[0], slots(max_len)):
+            self.static_decoder = None
+            self.static_decoder = StaticCacheDecoder(self.model, ids.shape[0], max_len)
+        return StaticSession(self.static_decoder, ids, mask)
+
+    def _decode(self, session, max_new_tokens, sync_every):
+        """The decode loop of both paths: pick a token per row, pad rows after their EOS, feed the token back.
+        Returns (tokens [B][N], logprobs [B][N]) with pad ids after each row's EOS."""
+        logits = session.prefill()
+        eos = torch.tensor(self.eos_ids, dtype=torch.long, device=logits.device)
+        done = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
+        tokens, logprobs = [], []
+        for t in range(max_new_tokens):
+            tok, lp = self.pick(logits)
+            tok = torch.where(done, torch.full_like(tok, self.pad_id), tok)
+            tokens.append(tok)
+            logprobs.append(lp)
+            real = ~done  # this token belongs to its row (an EOS included); later ones are padding
+            done = done | torch.isin(tok, eos)
+            if t == max_new_tokens - 1 or ((t + 1) % sync_every == 0 and bool(done.all())):
+                break
+            logits = session.step(tok, real)
+        return torch.stack(tokens, 1).tolist(), torch.stack(logprobs, 1).tolist()
 
     def _left_pad(self, prompt_ids, device):
         width = max(len(p) for p in prompt_ids)
@@ -95,33 +125,30 @@ class TorchSampler(Sampler):
             mask[r, width - len(p):] = 1
         return ids, mask
 
-    def _generate_hf(self, rows, max_new_tokens):
-        """The reference decode loop: HF forward with a growing (dynamic) KV cache."""
-        device = next(self.model.parameters()).device
-        ids, mask = self._left_pad([p for _, p in rows], device)
-        B = ids.shape[0]
-        eos = torch.tensor(self.eos_ids, dtype=torch.long, device=device)
-        done = torch.zeros(B, dtype=torch.bool, device=device)
-        new_tokens, new_logprobs = [], []
-        past, step_ids = DynamicCache(config=self.model.config), ids  # explicit: no implicit-cache path
-        for _ in range(max_new_tokens):
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
-            out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=positions,
-                             past_key_values=past, use_cache=True, logits_to_keep=1)  # not [B, P, V] at prefill
-            tok, lp = self.pick(out.logits[:, -1, :])
-            tok = torch.where(done, torch.full_like(tok, self.pad_id), tok)
-            new_tokens.append(tok)
-            new_logprobs.append(lp)
-            done = done | torch.isin(tok, eos)
-            if bool(done.all()):
-                break
-            step_ids = tok[:, None]
-            mask = torch.cat([mask, (~done | torch.isin(tok, eos)).long()[:, None]], dim=1)
-        return torch.stack(new_tokens, 1).tolist(), torch.stack(new_logprobs, 1).tolist()
-
     def pick(self, logits):
         """Next token for each row from last-position logits [B, V]; subclasses may change the rule
         (e.g. analysis.py samples forking tokens at another temperature)."""
         z = logits.float()
         z[:, self.vocab_limit:] = float("-inf")  # ids the tokenizer cannot decode (Qwen3 pads its embedding)
         return sample_next(z, self.temperature, self.top_p, self.generator)
+
+
+class HFSession:
+    """One batch's decode state on the reference path: HF forward with a growing (dynamic) KV cache."""
+
+    def __init__(self, model, ids, mask):
+        self.model, self.ids, self.mask = model, ids, mask
+        self.cache = DynamicCache(config=model.config)  # explicit: no implicit-cache path
+
+    def _forward(self, step_ids):
+        positions = (self.mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
+        out = self.model(input_ids=step_ids, attention_mask=self.mask, position_ids=positions,
+                         past_key_values=self.cache, use_cache=True, logits_to_keep=1)  # not [B, P, V] at prefill
+        return out.logits[:, -1, :]
+
+    def prefill(self):
+        return self._forward(self.ids)
+
+    def step(self, tokens, real):
+        self.mask = torch.cat([self.mask, real.long()[:, None]], dim=1)  # padding after EOS is masked out
+        return self._forward(tokens[:, None])

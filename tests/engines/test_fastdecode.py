@@ -112,9 +112,10 @@ def test_one_decoder_is_kept_and_reused_for_its_shape():
     model = make_tiny_qwen3()
     s = TorchSampler(model, CharTok(), max_new_tokens=10, temperature=0, fast=True)
     s.generate(PROMPTS)
-    (key, first), = s._decoders.items()
+    first = s.static_decoder
+    key = first.key
     s.generate(PROMPTS)
-    assert s._decoders == {key: first}  # same shape: the same cache (and, on CUDA, the same graphs)
+    assert s.static_decoder is first  # same shape: the same cache (and, on CUDA, the same graphs)
     s.generate(PROMPTS, n=2)  # twice the rows: a new shape replaces the old one
-    (key2, second), = s._decoders.items()
-    assert key2 == (2 * key[0], key[1]) and second is not first
+    second = s.static_decoder
+    assert second.key == (2 * key[0], key[1]) and second is not first
