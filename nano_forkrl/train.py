@@ -27,7 +27,7 @@ import transformers
 
 from nano_forkrl.advantage import group_advantages
 from nano_forkrl.tools.analysis import entropy_statistics
-from nano_forkrl.run.bounds import check_lengths, drop_long, prompt_limit
+from nano_forkrl.run.bounds import check_lengths, drop_long, prompt_limit, report_skipped
 from nano_forkrl.run.checkpoint import restore_state, save_checkpoint
 from nano_forkrl.run.config import parse_args, to_dict
 from nano_forkrl.run.data import collate_rollouts, load_problems
@@ -120,9 +120,8 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_
 
 
 def train(cfg):
-    """Runs the loop described in the module docstring. Returns the list of logged records.
-
-    Before anything is written: the run folder is checked (an existing run is never replaced without --resume
+    """Runs the loop described in the module docstring. Returns the list of logged records. Before anything
+    is written: the run folder is checked (an existing run is never replaced without --resume
     or --overwrite), the model and data are loaded and prompts over the length limit are found. An optimizer
     step that leaves non-finite weights or an exploding update is undone; a run whose steps keep failing stops
     with a RunError, its last checkpoint intact (`run/guard.py`)."""
@@ -133,7 +132,9 @@ def train(cfg):
     if cfg.grad_ckpt:
         enable_grad_checkpointing(model)
     # optional KL to the initial policy (off by default, as in DAPO): a frozen copy of the starting weights
-    ref_model = load_policy(cfg.model, cfg.device, cfg.dtype, seed=cfg.seed)[0].eval() if cfg.kl_coef > 0 else None
+    ref_model = None
+    if cfg.kl_coef > 0:
+        ref_model = load_policy(cfg.model, cfg.device, cfg.dtype, seed=cfg.seed)[0].eval()
     problems, held_out = load_sets(cfg)
     limit = prompt_limit(model, cfg.max_new_tokens, cfg.max_prompt_tokens)
     problems, n_long = drop_long(problems, cfg.template, tokenizer, limit)
@@ -141,7 +142,8 @@ def train(cfg):
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     guard = GuardedOptimizer(optimizer)  # what train_step steps: undoes a step that breaks the weights
     sampler = make_sampler(cfg.sampler, model, tokenizer, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
-                           temperature=cfg.temperature, top_p=cfg.top_p, gpu_memory_utilization=cfg.vllm_gpu_memory)
+                           temperature=cfg.temperature, top_p=cfg.top_p,
+                           gpu_memory_utilization=cfg.vllm_gpu_memory)
     step, cursor = 0, 0
     if resuming:
         step, cursor = restore_state(ckpt, optimizer, sampler)
@@ -150,18 +152,15 @@ def train(cfg):
         print(f"--resume: no run in {cfg.out_dir} yet, starting fresh")
     prepare(cfg)  # the first write to disk: every input above is valid
     logger, records = Logger(cfg.out_dir, step), []
-    if n_long:
-        print(f"warning: skipped {n_long} of {n_long + len(problems)} training problems longer than {limit} "
-              "prompt tokens", file=sys.stderr)
-        if step == 0:  # a resumed run kept this record of its first start
-            logger.log({"step": 0, "data": {"skipped_too_long": n_long, "prompt_limit": limit}})
+    report_skipped(logger, n_long, n_long + len(problems), limit, log=step == 0)  # a resume logged it before
 
     def run_eval(at):
         result = evaluate(sampler, held_out, k=cfg.eval_k, template=cfg.template, tokenizer=tokenizer)
         rec = {"step": at, "eval": {k: v for k, v in result.items() if k != "per_problem"}}
         logger.log(rec)
         records.append(rec)
-        print(f"[eval step {at}] " + " ".join(f"{k}={v:.3f}" for k, v in rec["eval"].items() if isinstance(v, float)))
+        shown = " ".join(f"{k}={v:.3f}" for k, v in rec["eval"].items() if isinstance(v, float))
+        print(f"[eval step {at}] {shown}")
 
     if step == 0:
         run_eval(0)
@@ -198,7 +197,8 @@ def _main(argv):
     if len(evals) >= 2:
         k = cfg.eval_k
         first, last = evals[0]["eval"][f"avg@{k}"], evals[-1]["eval"][f"avg@{k}"]
-        print(f"held-out avg@{k}: {first:.3f} at step {evals[0]['step']} -> {last:.3f} at step {evals[-1]['step']}")
+        print(f"held-out avg@{k}: {first:.3f} at step {evals[0]['step']} -> {last:.3f} at step "
+              f"{evals[-1]['step']}")
     return records
 
 

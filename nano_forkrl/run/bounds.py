@@ -1,14 +1,17 @@
 """Prompt lengths: a problem too long for the model is caught before the sampler allocates memory for it.
 
-The sampler reserves room for prompt + max_new_tokens per row (a KV cache, a static cache on CUDA), so one 1 MB
-problem would ask for tens of GB. The limit on a prompt, in tokens, is the model's context
+The sampler reserves room for prompt + max_new_tokens per row (a KV cache, a static cache on CUDA), so
+one 1 MB problem would ask for tens of GB. The limit on a prompt, in tokens, is the model's context
 (`config.max_position_embeddings`) minus max_new_tokens, and `max_prompt_tokens` when that is set and smaller.
 
 - Training problems over the limit are skipped: counted, printed and logged by the loop (a large training set
   may hold a few, and dropping them changes nothing else).
-- Evaluation problems over the limit are an error naming the problem: skipping would silently change the benchmark.
+- Evaluation problems over the limit are an error naming the problem: skipping would silently change the
+  benchmark.
 Prompts are measured exactly as the sampler encodes them (the template applied, `encode_prompts`).
 """
+import sys
+
 from nano_forkrl.run.data import format_prompt
 from nano_forkrl.run.errors import RunError
 from nano_forkrl.sampling import encode_prompts
@@ -22,8 +25,8 @@ def prompt_limit(model, max_new_tokens, max_prompt_tokens=0):
     if context:
         limit = context - max_new_tokens
         if limit < 1:
-            raise RunError(f"max_new_tokens ({max_new_tokens}) leaves no room for a prompt in the model's context "
-                           f"of {context} tokens")
+            raise RunError(f"max_new_tokens ({max_new_tokens}) leaves no room for a prompt in the model's "
+                           f"context of {context} tokens")
     if max_prompt_tokens:
         limit = max_prompt_tokens if limit is None else min(limit, max_prompt_tokens)
     return limit
@@ -42,9 +45,21 @@ def drop_long(problems, template, tokenizer, limit):
     lengths = prompt_lengths(problems, template, tokenizer)
     kept = [p for p, n in zip(problems, lengths) if n <= limit]
     if problems and not kept:
-        raise RunError(f"every one of the {len(problems)} training problems is longer than the prompt limit of "
-                       f"{limit} tokens (--max-prompt-tokens, or the model's context minus --max-new-tokens)")
+        raise RunError(f"every one of the {len(problems)} training problems is longer than the prompt limit "
+                       f"of {limit} tokens (--max-prompt-tokens, or the model's context minus "
+                       "--max-new-tokens)")
     return kept, len(problems) - len(kept)
+
+
+def report_skipped(logger, n_skipped, n_total, limit, log=True):
+    """Print the count of skipped training problems to stderr and, with `log`, write it to the metrics log as
+    {"step": 0, "data": {"skipped_too_long": n, "prompt_limit": limit}}. Nothing when none was skipped."""
+    if not n_skipped:
+        return
+    print(f"warning: skipped {n_skipped} of {n_total} training problems longer than {limit} prompt tokens",
+          file=sys.stderr)
+    if log:
+        logger.log({"step": 0, "data": {"skipped_too_long": n_skipped, "prompt_limit": limit}})
 
 
 def check_lengths(problems, template, tokenizer, limit, what="evaluation set"):
@@ -58,4 +73,5 @@ def check_lengths(problems, template, tokenizer, limit, what="evaluation set"):
         name = problems[i].get("id", i)
         raise RunError(f"{what}: problem {name!r} is a {n}-token prompt, over the limit of {limit} tokens "
                        f"({len(long)} of {len(problems)} problems are too long); shorten or remove them, or "
-                       "lower --max-new-tokens (the limit is the model's context minus it, or --max-prompt-tokens)")
+                       "lower --max-new-tokens (the limit is the model's context minus it, or "
+                       "--max-prompt-tokens)")

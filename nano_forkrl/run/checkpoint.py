@@ -1,17 +1,18 @@
 """What survives a killed run: checkpoints (a plain HF folder + trainer state) and the metrics log.
 
-A checkpoint is `out_dir/checkpoint/`: `save_pretrained` model and tokenizer (any transformers user can load it)
-plus `trainer_state.pt` with the step, the data cursor (how many prompts were consumed), the optimizer state
-and every RNG stream (torch CPU, CUDA, the sampler's). Restoring all of them makes `--resume` continue a run
-exactly as if it had never stopped: same prompts, same samples, same updates (tested bit for bit on CPU).
+A checkpoint is `out_dir/checkpoint/`: `save_pretrained` model and tokenizer (any transformers user can load
+it) plus `trainer_state.pt` with the step, the data cursor (how many prompts were consumed), the optimizer
+state and every RNG stream (torch CPU, CUDA, the sampler's). Restoring all of them makes `--resume` continue
+a run exactly as if it had never stopped: same prompts, same samples, same updates (tested bit for bit on
+CPU).
 
-Guarantee: a kill (SIGKILL, power loss after the data reached the disk) at any point of `save_checkpoint` leaves
-at least one complete checkpoint, and `latest_checkpoint` finds the newest complete one. How:
+Guarantee: a kill (SIGKILL, power loss after the data reached the disk) at any point of `save_checkpoint`
+leaves at least one complete checkpoint, and `latest_checkpoint` finds the newest complete one. How:
 - a folder is complete exactly when it holds `trainer_state.pt`. That file is written last, under a temporary
   name, flushed to disk and renamed, after every weight and tokenizer file has been flushed;
-- the new checkpoint is written into `checkpoint.tmp`, then `checkpoint` is renamed to `checkpoint.old`, the new
-  one to `checkpoint`, and `checkpoint.old` is removed. A folder is removed trainer state first, so a half-removed
-  folder is never taken for a complete one;
+- the new checkpoint is written into `checkpoint.tmp`, then `checkpoint` is renamed to `checkpoint.old`, the
+  new one to `checkpoint`, and `checkpoint.old` is removed. A folder is removed trainer state first, so a
+  half-removed folder is never taken for a complete one;
 - any leftover of a killed save (`checkpoint.tmp`, `checkpoint.old`, both with `checkpoint`) is sorted out by
   `recover`, before each save: the newest complete folder becomes `checkpoint/`, the rest is removed.
 The test kills a real run at every stage of a save and resumes it (tests/run/test_checkpoint.py).
@@ -32,7 +33,8 @@ STATE = "trainer_state.pt"
 
 
 def stage(name):
-    """A named point of the save protocol. Does nothing; the crash test replaces it to kill the process there."""
+    """A named point of the save protocol. Does nothing; the crash test replaces it to kill the process
+    there."""
 
 
 def _fsync(path):
@@ -61,7 +63,8 @@ def remove_folder(folder):
 
 
 def checkpoint_step(folder):
-    """The step of a complete checkpoint folder; None when it is incomplete or its trainer state is unreadable."""
+    """The step of a complete checkpoint folder; None when it is incomplete or its trainer state is
+    unreadable."""
     if not (Path(folder) / STATE).is_file():
         return None
     try:  # mmap: only the small pickled header is read, not the optimizer tensors
@@ -71,16 +74,16 @@ def checkpoint_step(folder):
 
 
 def latest_checkpoint(out_dir):
-    """The newest complete checkpoint folder of `out_dir` (checkpoint/, or checkpoint.tmp/ or checkpoint.old/ left
-    by a killed save); at equal steps in the order of NAMES. None when there is no complete one."""
+    """The newest complete checkpoint folder of `out_dir` (checkpoint/, or checkpoint.tmp/ or checkpoint.old/
+    left by a killed save); at equal steps in the order of NAMES. None when there is no complete one."""
     found = [(checkpoint_step(Path(out_dir) / n), -i, Path(out_dir) / n) for i, n in enumerate(NAMES)]
     found = [f for f in found if f[0] is not None]
     return max(found)[2] if found else None
 
 
 def recover(out_dir):
-    """Leave only `checkpoint/`, holding the newest complete checkpoint (if any). Every intermediate state of this
-    function, too, keeps the newest complete folder findable by `latest_checkpoint`."""
+    """Leave only `checkpoint/`, holding the newest complete checkpoint (if any). Every intermediate state of
+    this function, too, keeps the newest complete folder findable by `latest_checkpoint`."""
     out = Path(out_dir)
     final, tmp, old = (out / n for n in NAMES)
     best = latest_checkpoint(out)
@@ -106,7 +109,8 @@ def save_checkpoint(out_dir, model, tokenizer, optimizer, sampler, step, cursor,
     Refuses (RunError) to write non-finite weights: a checkpoint must be worth resuming from."""
     bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
     if bad:
-        raise RunError(f"refusing to save step {step}: non-finite weights in {len(bad)} tensors ({bad[0]}, ...)")
+        raise RunError(f"refusing to save step {step}: non-finite weights in {len(bad)} tensors "
+                       f"({bad[0]}, ...)")
     out = Path(out_dir)
     recover(out)
     tmp = out / "checkpoint.tmp"

@@ -32,8 +32,8 @@ class Config:
     prompts_per_step: int = 32           # prompts per rollout batch
     group_size: int = 8                  # G responses per prompt
     max_new_tokens: int = 48
-    max_prompt_tokens: int = 0           # longer training prompts are skipped (counted, logged); 0 = the model's
-                                         # context minus max_new_tokens. Longer held-out prompts are an error.
+    max_prompt_tokens: int = 0           # longer training prompts are skipped (counted, logged); 0 = the
+                                         # model's context minus max_new_tokens. Longer held-out ones: error
     temperature: float = 1.0
     top_p: float = 1.0
     sampler: str = "auto"                # auto | torch | vllm
@@ -72,7 +72,7 @@ class Config:
     dtype: str = "auto"
     out_dir: str = "runs/tiny"
     resume: bool = False                 # continue the run in out_dir from its newest complete checkpoint
-    overwrite: bool = False              # replace the run in out_dir (without it an existing run is never touched)
+    overwrite: bool = False              # replace the run in out_dir (else an existing run is never touched)
     debug: bool = False                  # full tracebacks instead of one-line errors (or NANO_FORKRL_DEBUG=1)
     save_every: int = 25
     preset: str = "tiny"

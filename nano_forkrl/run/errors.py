@@ -21,8 +21,9 @@ class DataError(ValueError):
 
 
 def debug_requested(argv):
-    """True when the traceback was asked for: `--debug` in argv or NANO_FORKRL_DEBUG set to a non-empty, non-0."""
-    return "--debug" in (sys.argv[1:] if argv is None else argv) or os.environ.get(DEBUG_ENV, "0") not in ("", "0")
+    """True when the traceback was asked for: `--debug` in argv, or NANO_FORKRL_DEBUG set and not 0."""
+    args = sys.argv[1:] if argv is None else argv
+    return "--debug" in args or os.environ.get(DEBUG_ENV, "0") not in ("", "0")
 
 
 def describe(err):
@@ -36,7 +37,8 @@ def describe(err):
 
 
 def cli(main, argv=None):
-    """Run `main(argv)`; a failure becomes one line on stderr and `SystemExit(2)` (argparse's usage-error code).
+    """Run `main(argv)`; a failure becomes one line on stderr and `SystemExit(2)` (argparse's usage-error
+    code).
     KeyboardInterrupt exits 130 without a traceback. SystemExit from argparse or `main` passes unchanged."""
     if debug_requested(argv):
         return main(argv)

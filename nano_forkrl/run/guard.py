@@ -4,14 +4,15 @@
 broken weights (an absurd learning rate, an overflow inside the optimizer), and those would be synced to the
 sampler and checkpointed. `GuardedOptimizer` wraps the optimizer the loop passes to `policy_step`:
 
-    before each step   copy the parameters and the optimizer state into preallocated buffers on their device
-    after the step     accept it only if every parameter is finite and ||new - old|| <= max_update_ratio * ||old||
-    if not             copy the buffers back (weights and optimizer state exactly as before) and count a rejection
+    before each step   copy the parameters and the optimizer state into preallocated buffers (same device)
+    after the step     accept it only if every parameter is finite and
+                       ||new - old|| <= max_update_ratio * ||old||
+    if not             copy the buffers back (weights and optimizer state exactly as before), count it
 
-The copy costs one extra set of weights and optimizer state in memory and a device-local copy per step (no host
-sync beyond one scalar check). `rejected` counts the rejected steps since the last `take_rejected()`; the loop
-stops the run through `check_step` when MAX_FAILED_STEPS training steps in a row had an optimizer step undone
-here or skipped by `policy_step`.
+The copy costs one extra set of weights and optimizer state in memory and a device-local copy per step (no
+host sync beyond one scalar check). `rejected` counts the rejected steps since the last `take_rejected()`;
+the loop stops the run through `check_step` when MAX_FAILED_STEPS training steps in a row had an optimizer
+step undone here or skipped by `policy_step`.
 """
 import sys
 
@@ -60,7 +61,7 @@ class GuardedOptimizer:
         return out
 
     def _snapshot(self):
-        """Copy every tensor into its buffer; the state entries that do not exist yet are remembered as absent."""
+        """Copy every tensor into its buffer; state entries that do not exist yet are remembered as absent."""
         present = set()
         with torch.no_grad():
             for key, t in self._tensors():
@@ -120,11 +121,12 @@ class GuardedOptimizer:
 
 
 def check_step(stats, guard, step, failed, out_dir):
-    """Record the guard's rejections in `stats`; returns the count of failing steps in a row, or raises RunError
-    when it reaches MAX_FAILED_STEPS."""
+    """Record the guard's rejections in `stats`; returns the count of failing steps in a row, or raises
+    RunError when it reaches MAX_FAILED_STEPS."""
     rejected, reason = guard.take_rejected()
     stats["updates_rejected"] = rejected
-    skipped = "loss" in stats and stats.get("skipped", 0) > 0  # policy_step refused a non-finite loss/gradient
+    # policy_step refused a non-finite loss or gradient (no "loss": no update at all, not a failure)
+    skipped = "loss" in stats and stats.get("skipped", 0) > 0
     if rejected:
         print(f"warning: step {step}: {rejected} optimizer step(s) undone: {reason}", file=sys.stderr)
     if not (rejected or skipped):
@@ -132,7 +134,8 @@ def check_step(stats, guard, step, failed, out_dir):
     failed += 1
     if failed >= MAX_FAILED_STEPS:
         why = reason or "non-finite loss or gradient"
-        raise RunError(f"stopping at step {step}: {failed} steps in a row had optimizer steps undone or skipped "
-                       f"(last: {why}). Nothing broken was saved; the last checkpoint in {out_dir} is intact. "
+        raise RunError(f"stopping at step {step}: {failed} steps in a row had optimizer steps undone or "
+                       f"skipped (last: {why}). Nothing broken was saved; the last checkpoint in {out_dir} "
+                       "is intact. "
                        "Lower --lr (or --max-grad-norm) and resume with --resume.")
     return failed

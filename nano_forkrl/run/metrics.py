@@ -1,7 +1,9 @@
-"""The metrics log: `out_dir/metrics.jsonl`, one JSON line per step and per evaluation; TensorBoard when installed.
+"""The metrics log: `out_dir/metrics.jsonl`, one JSON line per step and per evaluation; TensorBoard events
+when tensorboard is installed.
 
 Guarantees:
-- on resume from a checkpoint at step s, the log keeps exactly the lines with step <= s (the rest is replayed);
+- on resume from a checkpoint at step s, the log keeps exactly the lines with step <= s (the rest is
+  replayed);
 - a torn last line (the process was killed while appending it) is dropped, with a warning; a damaged line
   elsewhere is a RunError naming the file and line, since it was not written by a kill;
 - the log is rewritten under a temporary name and renamed, so a kill during the rewrite loses nothing.
@@ -38,8 +40,8 @@ def read_log(path):
 
 
 class Logger:
-    """metrics.jsonl always; TensorBoard when installed. On resume, lines logged after the checkpoint are dropped;
-    a fresh run (start_step 0) starts an empty log."""
+    """metrics.jsonl always; TensorBoard when installed. On resume, lines logged after the checkpoint are
+    dropped; a fresh run (start_step 0) starts an empty log."""
 
     def __init__(self, out_dir, start_step):
         self.path = Path(out_dir) / "metrics.jsonl"

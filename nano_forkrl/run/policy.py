@@ -42,7 +42,8 @@ def pick_dtype(dtype, device=None):
 
 def load_policy(name_or_path, device="auto", dtype="auto", seed=0):
     """Returns (model, tokenizer) with the model on `device` in `dtype`, in train mode. A model that cannot be
-    loaded, or a device this machine lacks, is a RunError naming the folder (and the damaged file) or device."""
+    loaded, or a device this machine lacks, is a RunError naming the folder (and the damaged file) or
+    the device."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = _available_device(device)
@@ -73,34 +74,36 @@ def _available_device(device):
     if picked.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0 or (picked.index or 0) >= count:
-            raise RunError(f"--device {device}: this machine has {count} CUDA device(s); use --device cpu or auto")
-    elif picked.type not in ("cpu", "mps") or (picked.type == "mps" and not torch.backends.mps.is_available()):
+            raise RunError(f"--device {device}: this machine has {count} CUDA device(s); "
+                           "use --device cpu or auto")
+    elif picked.type != "cpu" and not (picked.type == "mps" and torch.backends.mps.is_available()):
         raise RunError(f"--device {device}: not available here; use --device cpu, cuda or auto")
     return picked
 
 
 def _check_local(name):
-    """A path-like name (starting with / . ~ or with more than one /) must be an existing folder: otherwise the
-    hub client would answer with a confusing remark about repository names."""
+    """A path-like name (starting with / . ~ or with more than one /) must be an existing folder: otherwise
+    the hub client would answer with a confusing remark about repository names."""
     path = Path(name).expanduser()
     if path.is_dir():
         return
     if path.exists():
         raise RunError(f"--model {name}: is a file; a local model is a folder written by save_pretrained")
     if name.startswith(("/", ".", "~")) or name.count("/") > 1:
-        raise RunError(f"--model {name}: no such folder (a local model is a folder written by save_pretrained; "
-                       "a hub name looks like 'owner/name'; the embedded CPU default is --model tiny)")
+        raise RunError(f"--model {name}: no such folder (a local model is a folder written by "
+                       "save_pretrained; a hub name looks like 'owner/name'; the embedded CPU default is "
+                       "--model tiny)")
 
 
 def _load(load, name, what, **kwargs):
-    """load(name, **kwargs), with any failure turned into one RunError naming the folder and a damaged file."""
+    """load(name, **kwargs); any failure becomes one RunError naming the folder and a damaged file."""
     try:
         return load(name, **kwargs)
     except Exception as err:
         where = _damaged_file(name) or name
         raise RunError(f"could not load the {what} from {where}: {type(err).__name__}: {err}\n"
-                       "Pass a local folder (e.g. one written by save_pretrained) or a hub name on a machine with "
-                       "network access, or use --model tiny for the embedded CPU default.") from err
+                       "Pass a local folder (e.g. one written by save_pretrained) or a hub name on a machine "
+                       "with network access, or use --model tiny for the embedded CPU default.") from err
 
 
 def _damaged_file(folder):
@@ -128,8 +131,9 @@ def _damaged_file(folder):
 
 
 def random_policy(source, device, dtype=torch.float32, seed=0):
-    """(model, tokenizer) with random weights: tiny.py's config and tokenizer for "tiny", else DIR's config.json
-    and tokenizer files (no weights needed). Initialised on the device itself (a 0.6B init takes ~20 s on CPU)."""
+    """(model, tokenizer) with random weights: tiny.py's config and tokenizer for "tiny", else DIR's
+    config.json and tokenizer files (no weights needed). Initialised on the device itself (a 0.6B init takes
+    ~20 s on CPU). A missing or damaged DIR is a RunError naming it."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if source == "tiny":

@@ -7,8 +7,8 @@
   nothing is changed: starting fresh would silently replace the log and the trained weights;
 - it holds a run, no --resume: stop with a RunError, unless --overwrite asks to replace it;
 - it is a file: RunError.
-`prepare(cfg)` runs after every input is validated: it creates the folder and, with --overwrite, removes the old
-run's files (only the names a run writes, never anything else in the folder).
+`prepare(cfg)` runs after every input is validated: it creates the folder and, with --overwrite, removes the
+old run's files (only the names a run writes, never anything else in the folder).
 """
 import shutil
 from pathlib import Path
@@ -33,9 +33,9 @@ def plan(cfg):
     if cfg.resume:
         ckpt = latest_checkpoint(out) if found else None
         if found and ckpt is None:
-            raise RunError(f"--resume: {out} holds a run ({', '.join(found)}) but no complete checkpoint (none of "
-                           f"{', '.join(NAMES)} has a readable trainer_state.pt). Nothing was changed. To start "
-                           "this run over, pass --overwrite instead of --resume.")
+            raise RunError(f"--resume: {out} holds a run ({', '.join(found)}) but no complete checkpoint "
+                           f"(none of {', '.join(NAMES)} has a readable trainer_state.pt). Nothing was "
+                           "changed. To start this run over, pass --overwrite instead of --resume.")
         return ckpt
     if found and not cfg.overwrite:
         raise RunError(f"{out} already holds a run ({', '.join(found)}). Pass --resume to continue it, "
@@ -51,7 +51,7 @@ def prepare(cfg):
         for name in RUN_FILES:
             path = out / name
             if name in NAMES:
-                remove_folder(path)  # trainer state first: a kill here never leaves a folder that looks complete
+                remove_folder(path)  # state first: a kill here never leaves a folder that looks complete
             elif path.is_dir():
                 shutil.rmtree(path)
             elif path.exists():

@@ -1,4 +1,4 @@
-"""Where problem rows come from: vendored evaluation sets, JSONL and parquet files, folders, Hugging Face names.
+"""Where problem rows come from: vendored evaluation sets, JSONL and parquet files, folders, hub names.
 
 `rows(source, split)` yields (raw row, where, fallback id); `where` ("<file> line N" / "row N") is what error
 messages name. Every failure to read a source is a `DataError` that names the file (and line, for JSONL):
@@ -12,11 +12,13 @@ from pathlib import Path
 from nano_forkrl.run.errors import DataError
 
 EVALSETS_DIR = Path(__file__).parent / "evalsets"
-VENDORED = ("aime24", "aime25", "amc23", "math500", "gsm8k")  # byte copies of ../shared/data/eval, see PROVENANCE.md
+# byte copies of ../shared/data/eval, see PROVENANCE.md
+VENDORED = ("aime24", "aime25", "amc23", "math500", "gsm8k")
 
 
 def rows(source, split):
-    """An iterator of (raw row, "<file> line N" for error messages, fallback id) over every file of `source`."""
+    """An iterator of (raw row, "<file> line N" for error messages, fallback id) over every file of
+    `source`."""
     path = EVALSETS_DIR / f"{source}.jsonl" if source in VENDORED else Path(source)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".parquet"))
@@ -40,7 +42,8 @@ def _jsonl_rows(path):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise DataError(f"{path} line {lineno}: not UTF-8 text (byte {e.start + 1} of the line)") from None
+                where = f"{path} line {lineno}"
+                raise DataError(f"{where}: not UTF-8 text (byte {e.start + 1} of the line)") from None
             if line.strip():  # a blank line (e.g. a trailing one) holds no row
                 try:
                     row = json.loads(line)
@@ -62,13 +65,15 @@ def _parquet_rows(path):
 
 def _hf_rows(name, split):
     repo, _, config = name.partition(":")
-    hint = (f"On a machine with network, save it once with `datasets.load_dataset({repo!r}, {config or None!r}, "
-            f"split={split!r}).to_parquet('data.parquet')` and pass the file instead: load_problems('data.parquet')")
+    hint = (f"On a machine with network, save it once with `datasets.load_dataset({repo!r}, "
+            f"{config or None!r}, split={split!r}).to_parquet('data.parquet')` and pass the file instead: "
+            "load_problems('data.parquet')")
     try:
         import datasets  # lazy: an optional dependency, only for hub names
     except ImportError:
-        raise DataError(f"{name!r} is not a local file or folder, so it was taken as a Hugging Face dataset, but "
-                        f"the `datasets` package is not installed (pip install datasets). {hint}") from None
+        raise DataError(f"{name!r} is not a local file or folder, so it was taken as a Hugging Face dataset, "
+                        f"but the `datasets` package is not installed (pip install datasets). {hint}"
+                        ) from None
     try:
         ds = datasets.load_dataset(repo, config or None, split=split)
     except Exception as e:  # offline, unknown name, missing config: the way out is the same

@@ -85,7 +85,8 @@ def parse_args(argv=None):
     ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--max-new-tokens", type=int, default=None)
     ap.add_argument("--max-prompt-tokens", type=int, default=0,
-                    help="refuse problems with longer prompts (0: the model's context minus --max-new-tokens)")
+                    help="refuse problems with longer prompts (0: the model's context minus "
+                         "--max-new-tokens)")
     ap.add_argument("--sampler", default="auto", choices=("auto", "torch", "vllm"))
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=1234)
@@ -127,7 +128,8 @@ def _main(argv):
     else:
         problems = load_problems(bench, limit=args.n)
     limit = prompt_limit(model, max_new, args.max_prompt_tokens)
-    check_lengths(problems, template, tokenizer, limit, what=f"--bench {bench}")  # before any memory is reserved
+    # before the sampler reserves memory for them
+    check_lengths(problems, template, tokenizer, limit, what=f"--bench {bench}")
     sampler = make_sampler(args.sampler, model, tokenizer, max_new_tokens=max_new,
                            temperature=args.temperature, top_p=args.top_p, seed=args.seed)
     with torch.no_grad():
