@@ -20,6 +20,9 @@ holds its bf16 logits (2 bytes per entry) and float32 copy (4), then at most thr
 Qwen3's V (measured on an H100), and about twice that while backward recomputes a chunk. On CPU the
 model is float32 and the same bound holds.
 """
+import math
+from fractions import Fraction
+
 import torch
 from torch.utils.checkpoint import checkpoint
 
@@ -143,3 +146,20 @@ def score_batch(model, batch, *, micro_batch_size=8, temperature=1.0, chunk_size
                                                temperature=temperature, chunk_size=chunk_size)
         logprobs[rows, :w], entropy[rows, :w] = lp.float().cpu(), h.float().cpu()
     return logprobs, entropy
+
+
+def entropy_statistics(entropy, mask, bins=50):
+    """The paper's Sec. 3 summary of H_t over the masked tokens (the loop logs it every step). Percentiles are nearest-rank (the smallest value with at least q
+    of the tokens at or below it, by sorting; torch.quantile refuses > 2^24 elements). The histogram has one
+    bin [0, 1e-4) and bins - 1 log-spaced bins up to the max (entropy spans orders of magnitude)."""
+    h = entropy[mask.bool()].float().cpu().sort().values
+    n = h.numel()
+    if n == 0:
+        raise ValueError("no response tokens in the mask")
+    pct = {q: float(h[math.ceil(Fraction(q) * n) - 1]) for q in ("0.5", "0.8")}  # exact ceil(q n), no float error
+    top = max(float(h[-1]), 1e-3)
+    edges = torch.cat([torch.zeros(1), torch.logspace(-4, math.log10(top), bins)])
+    idx = (torch.bucketize(h.clamp(min=0), edges, right=True) - 1).clamp(0, bins - 1)  # max goes in the last bin
+    return {"n_tokens": n, "mean": float(h.mean()), "p50": pct["0.5"], "p80": pct["0.8"], "max": float(h[-1]),
+            "share_below_0.01": float((h < 0.01).float().mean()),
+            "histogram": {"edges": edges.tolist(), "counts": torch.bincount(idx, minlength=bins).tolist()}}

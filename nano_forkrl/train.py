@@ -26,7 +26,6 @@ import torch
 import transformers
 
 from nano_forkrl.advantage import group_advantages
-from nano_forkrl.tools.analysis import entropy_statistics
 from nano_forkrl.run.bounds import check_lengths, drop_long, prompt_limit, report_skipped
 from nano_forkrl.run.checkpoint import restore_state, save_checkpoint
 from nano_forkrl.run.config import parse_args, to_dict
@@ -34,7 +33,7 @@ from nano_forkrl.run.data import collate_rollouts, load_problems
 from nano_forkrl.run.errors import cli
 from nano_forkrl.run.guard import GuardedOptimizer, check_step
 from nano_forkrl.run.metrics import Logger, read_log
-from nano_forkrl.entropy import score_batch
+from nano_forkrl.entropy import entropy_statistics, score_batch
 from nano_forkrl.tools.evaluate import evaluate
 from nano_forkrl.masking import TokenSelection
 from nano_forkrl.engines.factory import make_sampler

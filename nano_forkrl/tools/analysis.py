@@ -18,14 +18,13 @@ import argparse
 import json
 import math
 from collections import defaultdict
-from fractions import Fraction
 from pathlib import Path
 
 import torch
 import transformers
 
 from nano_forkrl.run.data import collate_rollouts, format_prompt, load_problems
-from nano_forkrl.entropy import score_batch, token_entropy
+from nano_forkrl.entropy import entropy_statistics, score_batch, token_entropy
 from nano_forkrl.masking import top_entropy_mask
 from nano_forkrl.engines.factory import make_sampler
 from nano_forkrl.run.policy import load_policy
@@ -44,23 +43,6 @@ def response_entropy(model, rollouts, pad_id, *, temperature=1.0, chunk_size=102
     _, entropy = score_batch(model, batch, micro_batch_size=batch_size, temperature=temperature,
                              chunk_size=chunk_size)
     return entropy, batch["response_mask"], batch["labels"]
-
-
-def entropy_statistics(entropy, mask, bins=50):
-    """Summary of H_t over the masked tokens. Percentiles are nearest-rank (the smallest value with at least q
-    of the tokens at or below it, by sorting; torch.quantile refuses > 2^24 elements). The histogram has one
-    bin [0, 1e-4) and bins - 1 log-spaced bins up to the max (entropy spans orders of magnitude)."""
-    h = entropy[mask.bool()].float().cpu().sort().values
-    n = h.numel()
-    if n == 0:
-        raise ValueError("no response tokens in the mask")
-    pct = {q: float(h[math.ceil(Fraction(q) * n) - 1]) for q in ("0.5", "0.8")}  # exact ceil(q n), no float error
-    top = max(float(h[-1]), 1e-3)
-    edges = torch.cat([torch.zeros(1), torch.logspace(-4, math.log10(top), bins)])
-    idx = (torch.bucketize(h.clamp(min=0), edges, right=True) - 1).clamp(0, bins - 1)  # max goes in the last bin
-    return {"n_tokens": n, "mean": float(h.mean()), "p50": pct["0.5"], "p80": pct["0.8"], "max": float(h[-1]),
-            "share_below_0.01": float((h < 0.01).float().mean()),
-            "histogram": {"edges": edges.tolist(), "counts": torch.bincount(idx, minlength=bins).tolist()}}
 
 
 def forking_token_table(entropy, mask, labels, tokenizer, *, rho=0.2, top=20):

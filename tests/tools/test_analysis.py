@@ -9,8 +9,8 @@ from conftest import make_tiny_qwen3
 
 import nano_forkrl.tools.evaluate as evaluate_mod
 from nano_forkrl.tools.analysis import (DEFAULT_PAIRS, BucketTemperatureSampler, bucket_temperature_sweep,
-                                  entropy_statistics, forking_token_table, main, response_entropy, topk_overlap)
-from nano_forkrl.entropy import token_entropy
+                                  forking_token_table, main, response_entropy, topk_overlap)
+from nano_forkrl.entropy import entropy_statistics, token_entropy
 from nano_forkrl.engines.torch_sampler import TorchSampler
 from nano_forkrl.run.tiny import build_tiny_tokenizer, tiny_problems
 
@@ -30,55 +30,6 @@ def model():
 class FakeTokenizer:
     def decode(self, ids):
         return f"t{ids[0]}"
-
-
-VALUES = [0.0, 0.005, 0.002, 2.0, 0.5, 1.0, 0.009, 3.0, 0.3, 0.1]
-
-
-def padded_batch(pad_value):
-    """VALUES laid out in a [2, 7] tensor (6 + 4 valid tokens); every other entry is padding = pad_value."""
-    entropy = torch.full((2, 7), pad_value)
-    mask = torch.zeros(2, 7, dtype=torch.bool)
-    entropy[0, :6], entropy[1, 1:5] = torch.tensor(VALUES[:6]), torch.tensor(VALUES[6:])
-    mask[0, :6], mask[1, 1:5] = True, True
-    return entropy, mask
-
-
-def test_entropy_statistics_hand_values():
-    stats = entropy_statistics(*padded_batch(100.0))
-    # sorted: 0, .002, .005, .009, .1, .3, .5, 1, 2, 3 -> nearest rank: p50 = 5th value, p80 = 8th value
-    assert stats["n_tokens"] == 10
-    assert stats["p50"] == pytest.approx(0.1) and stats["p80"] == pytest.approx(1.0)
-    assert stats["share_below_0.01"] == pytest.approx(0.4)
-    assert stats["mean"] == pytest.approx(sum(VALUES) / 10)
-    assert stats["max"] == pytest.approx(3.0)  # the padding (100) is not counted
-    counts, edges = stats["histogram"]["counts"], stats["histogram"]["edges"]
-    assert len(counts) == 50 and len(edges) == 51 and sum(counts) == 10
-    assert edges[0] == 0 and edges[1] == pytest.approx(1e-4) and edges[-1] == pytest.approx(3.0)
-    brute = [sum(edges[i] <= v < edges[i + 1] or (i == 49 and v == max(VALUES)) for v in VALUES) for i in range(50)]
-    assert counts == brute and counts[0] == 1  # only 0.0 is below 1e-4
-
-
-def test_padding_never_counted():
-    a, b = entropy_statistics(*padded_batch(0.0)), entropy_statistics(*padded_batch(1e6))
-    assert a == b
-
-
-def test_percentiles_by_sorting_random():
-    g = torch.Generator().manual_seed(0)
-    for n in (1, 5, 37, 1000):
-        h = torch.rand(n, generator=g) * 3
-        stats = entropy_statistics(h[None], torch.ones(1, n, dtype=torch.bool))
-        ordered = sorted(h.tolist())
-        assert stats["p80"] == ordered[math.ceil(0.8 * n) - 1] and stats["p50"] == ordered[math.ceil(0.5 * n) - 1]
-        # the definition: at least 80% of tokens at or below p80, and fewer than 80% strictly below it
-        assert sum(x <= stats["p80"] for x in ordered) >= 0.8 * n > sum(x < stats["p80"] for x in ordered)
-        assert sum(stats["histogram"]["counts"]) == n
-
-
-def test_entropy_statistics_empty_mask_raises():
-    with pytest.raises(ValueError):
-        entropy_statistics(torch.ones(2, 3), torch.zeros(2, 3, dtype=torch.bool))
 
 
 def test_forking_token_table_hand_example():
