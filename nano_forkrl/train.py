@@ -16,7 +16,6 @@ Outputs in --out-dir: metrics.jsonl (one line per step), checkpoint/ (a plain HF
 TensorBoard events when tensorboard is installed. `--resume` continues a killed run at the same step with
 the same data order and RNG streams.
 """
-import hashlib
 import json
 import sys
 import time
@@ -29,7 +28,7 @@ from nano_forkrl.advantage import group_advantages
 from nano_forkrl.run.bounds import check_lengths, drop_long, prompt_limit, report_skipped
 from nano_forkrl.run.checkpoint import restore_state, save_checkpoint
 from nano_forkrl.run.config import parse_args, to_dict
-from nano_forkrl.run.data import collate_rollouts, load_problems
+from nano_forkrl.run.data import collate_rollouts, load_split
 from nano_forkrl.run.errors import cli
 from nano_forkrl.run.guard import GuardedOptimizer, check_step
 from nano_forkrl.run.metrics import Logger, read_log
@@ -40,24 +39,8 @@ from nano_forkrl.engines.factory import make_sampler
 from nano_forkrl.run.policy import enable_grad_checkpointing, load_policy
 from nano_forkrl.run.rollouts import collect_rollouts
 from nano_forkrl.run.rundir import plan, prepare
+from nano_forkrl.run.seeds import generator as seeded
 from nano_forkrl.update import UpdateSettings, policy_step
-
-
-def load_sets(cfg):
-    if cfg.train_data == "tiny" or cfg.eval_data == "tiny":
-        from nano_forkrl.run.tiny import tiny_problems
-    train = tiny_problems("train", 20000, seed=cfg.seed) if cfg.train_data == "tiny" else load_problems(cfg.train_data)
-    if cfg.eval_data == "tiny":
-        held_out = tiny_problems("test", cfg.eval_n or 200)
-    else:
-        held_out = load_problems(cfg.eval_data, limit=cfg.eval_n or None)
-    return train, held_out
-
-
-def _generator(*keys):
-    """A CPU generator seeded by a tuple such as ("mask", seed, cursor): distinct tuples, distinct streams (seed +
-    cursor would not be: seed 0 at cursor 32 would repeat seed 32 at cursor 0)."""
-    return torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(repr(keys).encode()).digest()[:8], "little"))
 
 
 def update_settings(cfg):
@@ -88,7 +71,7 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_
     old_logprobs, entropy = score_batch(model, batch, **score)  # the rollout policy = the current weights
     ref_logprobs = score_batch(ref_model, batch, **score)[0] if ref_model is not None else None  # for the KL term
     mask = batch["response_mask"].bool()
-    token_mask = settings.selection.for_batch(entropy, mask, generator=_generator("mask", cfg.seed, cursor))
+    token_mask = settings.selection.for_batch(entropy, mask, generator=seeded("mask", cfg.seed, cursor))
     timer["logprobs"] = time.perf_counter() - t
     if mask.any():  # the paper's Sec. 3 statistics of this batch's chain-of-thought tokens
         h = entropy_statistics(entropy, mask)
@@ -96,7 +79,7 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_
     t, updates = time.perf_counter(), []
     rows = cfg.mini_batch_prompts * cfg.group_size
     for epoch in range(cfg.ppo_epochs):
-        order = torch.randperm(len(rollouts), generator=_generator("order", cfg.seed, cursor, epoch))
+        order = torch.randperm(len(rollouts), generator=seeded("order", cfg.seed, cursor, epoch))
         for s in range(0, len(rollouts), rows):
             idx = order[s:s + rows]
             updates.append(policy_step(  # bf16 autocast around its forward passes on CUDA
@@ -134,7 +117,8 @@ def train(cfg):
     ref_model = None
     if cfg.kl_coef > 0:
         ref_model = load_policy(cfg.model, cfg.device, cfg.dtype, seed=cfg.seed)[0].eval()
-    problems, held_out = load_sets(cfg)
+    problems = load_split(cfg.train_data, "train", seed=cfg.seed)
+    held_out = load_split(cfg.eval_data, "test", limit=cfg.eval_n or None)
     limit = prompt_limit(model, cfg.max_new_tokens, cfg.max_prompt_tokens)
     problems, n_long = drop_long(problems, cfg.template, tokenizer, limit)
     check_lengths(held_out, cfg.template, tokenizer, limit, what=f"held-out set {cfg.eval_data!r}")

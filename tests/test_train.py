@@ -74,14 +74,6 @@ def test_cuda_tiny_preset_steps(tmp_path, sampler):
     assert all(math.isfinite(r["loss"]) and r["grad_norm"] > 0 and r["rollout_tok_per_s"] > 0 for r in steps)
 
 
-def test_seed_streams_do_not_collide():
-    from nano_forkrl.train import _generator
-    draw = lambda *keys: torch.rand(4, generator=_generator(*keys))
-    assert torch.equal(draw("mask", 0, 32), draw("mask", 0, 32))  # reproducible
-    assert not torch.equal(draw("mask", 0, 32), draw("mask", 32, 0))  # seed + cursor would have made these equal
-    assert not torch.equal(draw("mask", 0, 0), draw("order", 0, 0))
-
-
 # ---------------------------------------------------------------- run folders, diverging runs, bounds, CLI errors
 def _tree(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

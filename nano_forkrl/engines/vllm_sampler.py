@@ -31,6 +31,7 @@ import tempfile
 
 import torch
 
+from nano_forkrl.run.seeds import derive_seed
 from nano_forkrl.sampling import Sampler, encode_prompts
 
 SUPPORTED = ("0.26", "0.34")  # [from, to): the versions whose worker has reload_weights(weights_iterator=...)
@@ -114,7 +115,7 @@ class VLLMSampler(Sampler):
         prompt_ids = encode_prompts(self.tokenizer, prompts)
         params = SamplingParams(n=n, temperature=self.temperature, top_p=self.top_p,
                                 max_tokens=max_new_tokens or self.max_new_tokens, stop_token_ids=self.eos_ids,
-                                seed=self.seed * 1_000_003 + self._calls, logprobs=0, skip_special_tokens=True,
+                                seed=derive_seed("vllm", self.seed, self._calls), logprobs=0, skip_special_tokens=True,
                                 **self.sampling_mask)
         self._calls += 1
         outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], params, use_tqdm=False)

@@ -40,6 +40,19 @@ def load_problems(source, split=None, limit=None):
     return problems
 
 
+TINY_SIZES = {"train": 20000, "test": 200}  # problems drawn from the embedded task when no limit is given
+
+
+def load_split(source, split, limit=None, seed=0):
+    """The problems of a run's data source: "tiny" is the embedded task's `split` (nano_forkrl.run.tiny, drawn with
+    `seed`), anything else `load_problems(source, limit=limit)`. The one place that knows "tiny" is special."""
+    if source == "tiny":
+        from nano_forkrl.run.tiny import tiny_problems
+
+        return tiny_problems(split, limit or TINY_SIZES[split], seed=seed)
+    return load_problems(source, limit=limit)
+
+
 def _to_problem(row, where, fallback_id):
     """Map one raw row (our layout, GSM8K, MATH, DAPO-Math-17k or AIME style) to {"id", "problem", "answer"}."""
     if not isinstance(row, dict):

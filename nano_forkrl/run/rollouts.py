@@ -12,6 +12,7 @@ import torch
 
 from nano_forkrl.advantage import dynamic_sampling_keep, overlong_penalty
 from nano_forkrl.run.data import format_prompt
+from nano_forkrl.run.seeds import generator as seeded
 from nano_forkrl.verify import reward
 
 
@@ -21,7 +22,7 @@ def next_prompts(problems, cursor, k, seed):
     for c in range(cursor, cursor + k):
         epoch, i = divmod(c, len(problems))
         if epoch not in orders:
-            orders[epoch] = torch.randperm(len(problems), generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+            orders[epoch] = torch.randperm(len(problems), generator=seeded("epoch", seed, epoch))
         out.append(problems[int(orders[epoch][i])])
     return out, cursor + k
 

@@ -21,7 +21,7 @@ import torch
 import transformers
 
 from nano_forkrl.run.bounds import check_lengths, prompt_limit
-from nano_forkrl.run.data import TEMPLATES, format_prompt, load_problems
+from nano_forkrl.run.data import TEMPLATES, format_prompt, load_split
 from nano_forkrl.run.errors import RunError, cli
 from nano_forkrl.verify import reward
 
@@ -121,12 +121,7 @@ def _main(argv):
 
     bench, template, max_new = cli_defaults(args.model, args.bench, args.template, args.max_new_tokens, long=4096)
     model, tokenizer = load_policy(args.model, args.device)
-    if bench == "tiny":
-        from nano_forkrl.run.tiny import tiny_problems
-
-        problems = tiny_problems("test", args.n or 200)
-    else:
-        problems = load_problems(bench, limit=args.n)
+    problems = load_split(bench, "test", limit=args.n)
     limit = prompt_limit(model, max_new, args.max_prompt_tokens)
     # before the sampler reserves memory for them
     check_lengths(problems, template, tokenizer, limit, what=f"--bench {bench}")
