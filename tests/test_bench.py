@@ -1,22 +1,24 @@
-"""bench.py: one run writes every phase with a positive speed; a failing phase is recorded, not raised."""
+"""bench.py: one run writes every phase with a positive speed; a failing phase is recorded, not raised; the
+JSON is on disk after every phase. The measurements themselves: tests/tools/test_rollout_bench.py and
+tests/tools/test_update_bench.py."""
 import json
 
 import pytest
 import torch
-from conftest import make_tiny_qwen3
 
 from nano_forkrl import bench
 from nano_forkrl.engines.torch_sampler import TorchSampler
 
-TINY_ARGS = ["--model", "tiny", "--batches", "2", "--prompt-len", "5", "--new-tokens", "4", "--update-shape", "1x32",
-             "--device", "cpu"]
+TINY_ARGS = ["--model", "tiny", "--batches", "2", "--prompt-len", "5", "--new-tokens", "4",
+             "--update-shape", "1x32", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     # --grad-ckpt: the CUDA default, exercised here on CPU
-    result = bench.main(TINY_ARGS + ["--naive-update", "--grad-ckpt", "--peak-tflops", "0.001", "--out", str(out)])
+    flags = ["--naive-update", "--grad-ckpt", "--peak-tflops", "0.001", "--out", str(out)]
+    result = bench.main(TINY_ARGS + flags)
     return result, json.loads(out.read_text())
 
 
@@ -24,8 +26,8 @@ def test_every_phase_reports_positive_speed(tiny_run):
     result, on_disk = tiny_run
     assert on_disk == json.loads(json.dumps(result, default=str))  # what main returns is what it wrote
     phases = {(p["phase"], p.get("sampler")): p for p in on_disk["phases"]}
-    assert set(phases) == {("rollout", "hf"), ("rollout", "torch"), ("rollout", "torch-plain"), ("update", None),
-                           ("naive_update", None)}
+    assert set(phases) == {("rollout", "hf"), ("rollout", "torch"), ("rollout", "torch-plain"),
+                           ("update", None), ("naive_update", None)}
     for p in phases.values():
         assert "error" not in p, p
         assert p["tok_per_s"] > 0 and p["seconds"] > 0 and p["peak_mem_gb"] > 0
@@ -34,7 +36,8 @@ def test_every_phase_reports_positive_speed(tiny_run):
         assert rec["tokens"] == 2 * 4 and rec["warmup_s"] > 0 and "startup_s" in rec
     update = phases[("update", None)]
     assert update["tokens"] == 32 and update["optim_s"] > 0 and update["grad_ckpt"] is True
-    assert on_disk["device"] == "cpu" and on_disk["model"]["params"] > on_disk["model"]["non_embedding_params"] > 0
+    assert on_disk["device"] == "cpu" and on_disk["complete"] is True and on_disk["running"] is None
+    assert on_disk["model"]["params"] > on_disk["model"]["non_embedding_params"] > 0
 
 
 def test_mfu_follows_the_flop_formula(tiny_run):
@@ -43,7 +46,8 @@ def test_mfu_follows_the_flop_formula(tiny_run):
     # the hand formula, from tiny.py's config: q k v o projections, q/k-norm, SwiGLU MLP, two norms per layer
     from nano_forkrl.run.tiny import build_tiny_tokenizer, tiny_config
     c = tiny_config(len(build_tiny_tokenizer()))
-    h, q, kv, f = c.hidden_size, c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim, c.intermediate_size
+    h, f = c.hidden_size, c.intermediate_size
+    q, kv = c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim
     per_layer = h * q + 2 * h * kv + q * h + 2 * c.head_dim + 3 * h * f + 2 * h
     n = c.num_hidden_layers * per_layer + h  # + final norm
     assert result["model"]["non_embedding_params"] == n
@@ -61,36 +65,15 @@ def test_a_failing_sampler_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch
     result = bench.main(TINY_ARGS + ["--samplers", "torch", "--out", str(out)])
     torch_rec, update = result["phases"]
     assert torch_rec["error"] == "RuntimeError: sampler exploded" and "tok_per_s" not in torch_rec
-    assert update["phase"] == "update" and "error" not in update and update["tok_per_s"] > 0  # the run went on
-    assert torch_rec["peak_mem_gb"] > 0 and json.loads(out.read_text())["phases"][0]["error"] == torch_rec["error"]
+    assert update["phase"] == "update" and "error" not in update and update["tok_per_s"] > 0  # it went on
+    assert torch_rec["peak_mem_gb"] > 0
+    assert json.loads(out.read_text())["phases"][0]["error"] == torch_rec["error"]
     assert "sampler exploded" in bench.table(result["phases"])
 
 
-def test_unknown_sampler_is_an_error_record():
-    rec = bench.measure({}, torch.device("cpu"), lambda rec: bench.make_sampler("nope", None, None, None))
-    assert rec["error"].startswith("ValueError: unknown sampler 'nope'")
-
-
-def test_update_oom_is_recorded_and_leaves_the_model_clean(monkeypatch):
-    model = make_tiny_qwen3()
-    seen = []
-
-    def oom(self, *args, **kwargs):  # runs after the backward pass: gradients exist, checkpointing is on
-        seen.append(all(p.grad is not None for p in model.parameters()))
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-
-    monkeypatch.setattr(torch.optim.AdamW, "step", oom)
-    args = bench.argparse.Namespace(update_shape=[1, 8], grad_ckpt=True, chunk_size=4, peak_tflops=None)
-    rec = bench.bench_update(model, args, torch.device("cpu"), naive=False)
-    assert seen == [True]
-    assert rec["error"].startswith("OutOfMemoryError: CUDA out of memory") and rec["grad_ckpt"] is True
-    checkpointing = getattr(model, "is_activation_checkpointing", None)  # transformers 5 name
-    assert not (model.is_gradient_checkpointing if checkpointing is None else checkpointing)
-    assert all(p.grad is None for p in model.parameters())
-
-
 def test_config_folder_with_the_real_qwen3_tokenizer(tmp_path):
-    """The GPU path: --model DIR with config.json + tokenizer files only (here Qwen3-0.6B's, shrunk to 1 small layer)."""
+    """The GPU path: --model DIR with config.json + tokenizer files only (here Qwen3-0.6B's, shrunk to 1 small
+    layer)."""
     import shutil
 
     from conftest import SHARED_QWEN3
@@ -104,26 +87,73 @@ def test_config_folder_with_the_real_qwen3_tokenizer(tmp_path):
                   num_key_value_heads=2, head_dim=8)
     (tmp_path / "config.json").write_text(json.dumps(config))
     result = bench.main(["--model", str(tmp_path), "--batches", "2", "--prompt-len", "4", "--new-tokens", "3",
-                         "--update-shape", "1x16", "--samplers", "hf,torch", "--out", str(tmp_path / "b.json")])
+                         "--update-shape", "1x16", "--samplers", "hf,torch",
+                         "--out", str(tmp_path / "b.json")])
     assert result["model"]["config"]["vocab_size"] == 151_936
     for p in result["phases"]:
         assert "error" not in p and p["tok_per_s"] > 0, p
 
 
-def test_saved_for_backward_counts_activations_not_parameters():
-    """A bias-free Linear saves its input for the weight's gradient (50 x 100 float32 = 20,000 bytes) and its
-    weight for the input's gradient; the weight is a parameter, so only the input counts."""
-    layer, x = torch.nn.Linear(100, 1, bias=False), torch.randn(50, 100)
-    assert bench.saved_for_backward(lambda: layer(x).sum(), layer) * 2**30 == 50 * 100 * 4
-    y = torch.randn(50, 100, dtype=torch.float64)  # exp saves its output: a second, float64 storage
-    assert bench.saved_for_backward(lambda: (layer(x).sum() + (y * layer.weight).exp().sum()), layer) * 2**30 == \
-        50 * 100 * 4 + 50 * 100 * 8 * 2  # y (saved by mul for the weight's grad) and exp's output
-
-
 def test_checkpointing_shrinks_what_backward_keeps(tiny_run, tmp_path):
-    """The diagnostic behind saved_gb: with HF's checkpointing only each layer's input is kept for backward."""
+    """The diagnostic behind saved_gb: with HF's checkpointing only each layer's input is kept for
+    backward."""
     with_ckpt = [p for p in tiny_run[0]["phases"] if p["phase"] == "update"][0]
-    without = bench.main(TINY_ARGS + ["--samplers", "torch", "--no-grad-ckpt", "--out", str(tmp_path / "b.json")])
+    flags = ["--samplers", "torch", "--no-grad-ckpt", "--out", str(tmp_path / "b.json")]
+    without = bench.main(TINY_ARGS + flags)
     without = [p for p in without["phases"] if p["phase"] == "update"][0]
     assert with_ckpt["grad_ckpt"] and not without["grad_ckpt"]
     assert 0 < with_ckpt["saved_gb"] < without["saved_gb"] / 3
+
+
+def test_the_json_is_written_after_every_phase(tmp_path, monkeypatch):
+    """A run killed in a later phase (here: an exception no measurement catches) keeps the finished phases on
+    disk, and names the phase it was in; each write holds exactly the phases finished by then."""
+    out, seen = tmp_path / "b.json", []
+    flush = bench.flush
+
+    def spy(path, result):
+        flush(path, result)
+        seen.append(([p["phase"] for p in result["phases"]], result["running"], result["complete"]))
+        assert json.loads(out.read_text())["phases"] == json.loads(json.dumps(result["phases"], default=str))
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # what a timeout's signal looks like to the rest of the run
+
+    monkeypatch.setattr(bench, "flush", spy)
+    monkeypatch.setattr(bench, "bench_update", killed)
+    with pytest.raises(KeyboardInterrupt):
+        bench.main(TINY_ARGS + ["--batches", "1,2", "--samplers", "torch,hf", "--out", str(out)])
+    on_disk = json.loads(out.read_text())
+    assert [(p["sampler"], p["batch"]) for p in on_disk["phases"]] == [("torch", 1), ("torch", 2), ("hf", 1),
+                                                                       ("hf", 2)]
+    assert on_disk["running"] == "update" and on_disk["complete"] is False
+    assert "error" not in on_disk["phases"][0]
+    assert seen == [([], "rollout torch", False), (["rollout"], "rollout torch", False),
+                    (["rollout"] * 2, "rollout torch", False), (["rollout"] * 2, "rollout hf", False),
+                    (["rollout"] * 3, "rollout hf", False), (["rollout"] * 4, "rollout hf", False),
+                    (["rollout"] * 4, "update", False)]
+    assert not (tmp_path / "b.json.tmp").exists()  # written atomically: nothing left beside it
+
+
+def test_complete_run_and_rollouts_only(tmp_path):
+    """--no-update skips the update; at the end the file says complete, with nothing running."""
+    out = tmp_path / "b.json"
+    result = bench.main(TINY_ARGS + ["--samplers", "torch", "--no-update", "--out", str(out)])
+    on_disk = json.loads(out.read_text())
+    assert [p["phase"] for p in on_disk["phases"]] == ["rollout"] and on_disk["complete"] is True
+    assert on_disk["running"] is None and result["complete"] is True
+    only_update = bench.main(TINY_ARGS + ["--samplers", "none", "--out", str(out)])
+    assert [p["phase"] for p in only_update["phases"]] == ["update"]
+
+
+def test_vllm_is_in_the_default_list_on_cuda_only_and_listed_runs_on_cpu(tmp_path, monkeypatch):
+    """The default list adds vllm on CUDA only; on CPU an explicit --samplers vllm is measured (here a stub
+    rollout: the tiny preset's head_dim 16 is refused by vLLM's CPU attention), and last."""
+    calls = []
+    monkeypatch.setattr(bench, "bench_rollout", lambda kind, *a, **k: calls.append(kind))
+    bench.main(TINY_ARGS + ["--no-update", "--out", str(tmp_path / "a.json")])
+    assert calls == ["hf", "torch", "torch-plain"]
+    calls.clear()
+    bench.main(TINY_ARGS + ["--samplers", "vllm,torch", "--no-update", "--out", str(tmp_path / "b.json")])
+    assert calls == ["torch", "vllm"]
+    assert "vllm" in bench.SAMPLERS_HELP and "CPU" in bench.SAMPLERS_HELP
