@@ -24,6 +24,9 @@ Device: everything is elementwise or a reshape, so it runs wherever `rewards` li
 import torch
 
 
+ESTIMATORS = {"grpo": True, "drgrpo": False}  # name -> normalize_std of group_advantages
+
+
 def _grouped(rewards, group_size: int) -> torch.Tensor:
     """Validate and reshape rewards [B] -> [B // G, G] (float)."""
     r = torch.as_tensor(rewards)

@@ -12,6 +12,7 @@ update.py runs the optimizer step; this file is pure tensor math (device-agnosti
 """
 import torch
 
+AGGREGATIONS = ("token-mean", "token-mean-all", "seq-mean-token-mean", "constant")  # see `aggregate`
 MAX_LOG_RATIO = 20.0  # exp(20) ~ 5e8: keeps ratios finite (an inf ratio turns 0-gradients into NaN)
 
 
@@ -88,5 +89,5 @@ def aggregate(per_token_loss, token_mask, mode="token-mean", *, response_mask=No
             raise ValueError('mode "constant" needs constant (e.g. the max response length)')
         denom = num_sequences * constant
     else:
-        raise ValueError(f"unknown aggregation mode {mode!r}")
+        raise ValueError(f"unknown aggregation mode {mode!r}: use one of {AGGREGATIONS}")
     return loss.sum() / torch.as_tensor(denom, device=loss.device).clamp(min=1)  # 0 trained tokens -> loss 0

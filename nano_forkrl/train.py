@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import transformers
 
-from nano_forkrl.advantage import group_advantages
+from nano_forkrl.advantage import ESTIMATORS, group_advantages
 from nano_forkrl.run.bounds import check_lengths, drop_long, prompt_limit, report_skipped
 from nano_forkrl.run.checkpoint import restore_state, save_checkpoint
 from nano_forkrl.run.config import parse_args, to_dict
@@ -64,7 +64,7 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_
         return cursor, {**stats, "skipped": True, "time": timer}
     rollouts = [r for rs, _ in groups for r in rs]
     scores = torch.cat([s for _, s in groups])
-    advantages = group_advantages(scores, cfg.group_size, normalize_std=cfg.advantage == "grpo")
+    advantages = group_advantages(scores, cfg.group_size, normalize_std=ESTIMATORS[cfg.advantage])
     batch = collate_rollouts([r.prompt_ids for r in rollouts], [r.response_ids for r in rollouts], sampler.pad_id)
     t = time.perf_counter()
     score = dict(micro_batch_size=cfg.micro_batch_size, temperature=cfg.temperature, chunk_size=cfg.chunk_size)
@@ -138,7 +138,8 @@ def train(cfg):
     report_skipped(logger, n_long, n_long + len(problems), limit, log=step == 0)  # a resume logged it before
 
     def run_eval(at):
-        result = evaluate(sampler, held_out, k=cfg.eval_k, template=cfg.template, tokenizer=tokenizer)
+        result = evaluate(sampler, held_out, k=cfg.eval_k, template=cfg.template, tokenizer=tokenizer,
+                          verifier=cfg.verifier)
         rec = {"step": at, "eval": {k: v for k, v in result.items() if k != "per_problem"}}
         logger.log(rec)
         records.append(rec)

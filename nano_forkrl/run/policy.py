@@ -24,6 +24,9 @@ import torch
 from nano_forkrl.run.device import to_dtype
 from nano_forkrl.run.errors import RunError
 
+DTYPES = {"auto": torch.float32, "fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+          "bfloat16": torch.bfloat16}  # "auto": float32 master weights (bf16 autocast on CUDA)
+
 
 def pick_device(device="auto"):
     if device == "auto":
@@ -33,11 +36,9 @@ def pick_device(device="auto"):
 
 def pick_dtype(dtype, device=None):
     """"auto" = float32 master weights (see above). No fp16: it would need a gradient scaler (small grads underflow)."""
-    dtypes = {"auto": torch.float32, "fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
-              "bfloat16": torch.bfloat16}
-    if dtype not in dtypes:
-        raise ValueError(f"dtype must be one of {sorted(dtypes)}, got {dtype!r}")
-    return dtypes[dtype]
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    return DTYPES[dtype]
 
 
 def load_policy(name_or_path, device="auto", dtype="auto", seed=0):

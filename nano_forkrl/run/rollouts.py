@@ -35,7 +35,7 @@ def collect_rollouts(cfg, sampler, tokenizer, problems, cursor):
         batch, cursor = next_prompts(problems, cursor, cfg.prompts_per_step, cfg.seed)
         rollouts = sampler.generate([format_prompt(p["problem"], cfg.template, tokenizer) for p in batch], n=G)
         scores = torch.tensor([reward(r.text, batch[r.prompt_index]["answer"], correct=cfg.reward_correct,
-                                      wrong=cfg.reward_wrong) for r in rollouts])
+                                      wrong=cfg.reward_wrong, verifier=cfg.verifier) for r in rollouts])
         correct = scores == cfg.reward_correct
         lengths = torch.tensor([len(r.response_ids) for r in rollouts])
         if cfg.overlong_buffer:

@@ -20,10 +20,11 @@ from pathlib import Path
 import torch
 import transformers
 
+from nano_forkrl.engines.factory import CHOICES as SAMPLERS
 from nano_forkrl.run.bounds import check_lengths, prompt_limit
 from nano_forkrl.run.data import TEMPLATES, format_prompt, load_split
 from nano_forkrl.run.errors import RunError, cli
-from nano_forkrl.verify import reward
+from nano_forkrl.verify import VERIFIERS, reward
 
 
 def pass_at_k(n, c, k):
@@ -33,8 +34,9 @@ def pass_at_k(n, c, k):
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-def evaluate(sampler, problems, *, k=1, template="plain", tokenizer=None, seed=1234, max_new_tokens=None):
-    """Returns {"avg@k", "pass@k", "n_problems", "k", "mean_length", "per_problem": [c_i, ...]}."""
+def evaluate(sampler, problems, *, k=1, template="plain", tokenizer=None, seed=1234, max_new_tokens=None,
+             verifier="ours"):
+    """verifier: verify.VERIFIERS. Returns {"avg@k", "pass@k", "n_problems", "k", "mean_length", "per_problem": [c_i, ...]}."""
     state = sampler.rng_state()
     sampler.reseed(seed)  # fixed evaluation noise; training's RNG stream is restored below
     try:
@@ -44,7 +46,7 @@ def evaluate(sampler, problems, *, k=1, template="plain", tokenizer=None, seed=1
         sampler.set_rng_state(state)
     correct = [0] * len(problems)
     for r in rollouts:
-        correct[r.prompt_index] += reward(r.text, problems[r.prompt_index]["answer"]) > 0
+        correct[r.prompt_index] += reward(r.text, problems[r.prompt_index]["answer"], verifier=verifier) > 0
     n = max(len(problems), 1)
     return {
         f"avg@{k}": sum(c / k for c in correct) / n,
@@ -74,22 +76,27 @@ def cli_defaults(model, bench, template, max_new_tokens, long):
 def parse_args(argv=None):
     """The CLI's arguments; out-of-range values are an argparse error (one usage line, exit status 2)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="tiny", help="hub name, local folder, or 'tiny'")
+    ap.add_argument("--model", default="tiny", help="hub name, local folder (e.g. a run's checkpoint/), or 'tiny'")
     ap.add_argument("--bench", default=None,
                     help="aime24 | aime25 | amc23 | math500 | gsm8k | a JSONL/parquet path | 'tiny' (default: "
                          "'tiny' for the tiny model, else math500)")
-    ap.add_argument("--k", type=int, default=8)
+    ap.add_argument("--k", type=int, default=8, help="samples per problem: avg@k and pass@k (default: 8)")
     ap.add_argument("--n", type=int, default=None, help="only the first N problems")
-    ap.add_argument("--template", default=None, choices=sorted(TEMPLATES))
-    ap.add_argument("--temperature", type=float, default=1.0)
-    ap.add_argument("--top-p", type=float, default=1.0)
-    ap.add_argument("--max-new-tokens", type=int, default=None)
+    ap.add_argument("--template", default=None, choices=sorted(TEMPLATES),
+                    help="prompt template (default: the checkpoint's training template, else boxed)")
+    ap.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: 1.0)")
+    ap.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1.0)")
+    ap.add_argument("--max-new-tokens", type=int, default=None,
+                    help="response budget (default: the training config's, else 48 for tiny, 4096 otherwise)")
     ap.add_argument("--max-prompt-tokens", type=int, default=0,
                     help="refuse problems with longer prompts (0: the model's context minus "
                          "--max-new-tokens)")
-    ap.add_argument("--sampler", default="auto", choices=("auto", "torch", "vllm"))
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--sampler", default="auto", choices=SAMPLERS,
+                    help="rollout engine (default: auto = vLLM on CUDA when installed, else torch)")
+    ap.add_argument("--verifier", default="ours", choices=VERIFIERS,
+                    help="answer checker: ours (verify.py) or math-verify (optional package; default: ours)")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda (default: auto)")
+    ap.add_argument("--seed", type=int, default=1234, help="the sampling seed (default: 1234)")
     ap.add_argument("--out", default=None, help="write the result as JSON here")
     ap.add_argument("--debug", action="store_true", help="full tracebacks (or NANO_FORKRL_DEBUG=1)")
     args = ap.parse_args(argv)
@@ -128,7 +135,8 @@ def _main(argv):
     sampler = make_sampler(args.sampler, model, tokenizer, max_new_tokens=max_new,
                            temperature=args.temperature, top_p=args.top_p, seed=args.seed)
     with torch.no_grad():
-        result = evaluate(sampler, problems, k=args.k, template=template, tokenizer=tokenizer, seed=args.seed)
+        result = evaluate(sampler, problems, k=args.k, template=template, tokenizer=tokenizer, seed=args.seed,
+                          verifier=args.verifier)
     summary = {key: v for key, v in result.items() if key != "per_problem"}
     print(json.dumps({"model": args.model, "bench": bench, **summary}, indent=1))
     if args.out:

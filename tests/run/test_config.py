@@ -1,7 +1,8 @@
 """Tests for nano_forkrl/run/config.py: presets, overrides, and clear errors for bad values."""
 import pytest
 
-from nano_forkrl.run.config import PRESETS, Config, parse_args, validate
+from nano_forkrl.run.config import PRESETS, Config, parse_args
+from nano_forkrl.run.validate import validate
 
 
 def test_default_is_the_tiny_preset():
