@@ -83,3 +83,14 @@ def test_non_finite_and_absurd_values_are_refused(argv, message):
 def test_the_new_run_flags_parse():
     cfg = parse_args(["--overwrite", "--max-prompt-tokens", "100", "--debug"])
     assert (cfg.overwrite, cfg.max_prompt_tokens, cfg.debug, cfg.resume) == (True, 100, True, False)
+
+
+def test_every_flag_has_help_text(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    out = capsys.readouterr().out
+    from dataclasses import fields
+    for f in fields(Config):
+        assert f.metadata["help"], f.name
+        assert "--" + f.name.replace("_", "-") in out
+    assert "(default: " in out and "answer checker" in out
