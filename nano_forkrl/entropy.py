@@ -17,7 +17,7 @@ checkpointing, so backward also re-creates one block at a time instead of keepin
 CPU and CUDA run the same code. On CUDA the loop runs under bf16 autocast, so the head matmul runs in bf16; a chunk then
 holds its bf16 logits (2 bytes per entry) and float32 copy (4), then at most three float32 blocks
 (log-softmax, softmax, their product): peak about chunk x V x 12 bytes, i.e. 1.9 GB for chunk 1024 and
-Qwen3's V (measured on an H100), and about twice that while backward recomputes a chunk. On CPU the
+Qwen3's V, and about twice that while backward recomputes a chunk. On CPU the
 model is float32 and the same bound holds.
 """
 import math

@@ -12,7 +12,7 @@ from pathlib import Path
 from nano_forkrl.run.errors import DataError
 
 EVALSETS_DIR = Path(__file__).parent / "evalsets"
-# byte copies of ../shared/data/eval, see PROVENANCE.md
+# byte copies of public evaluation sets, see evalsets/PROVENANCE.md
 VENDORED = ("aime24", "aime25", "amc23", "math500", "gsm8k")
 
 
