@@ -149,9 +149,10 @@ def score_batch(model, batch, *, micro_batch_size=8, temperature=1.0, chunk_size
 
 
 def entropy_statistics(entropy, mask, bins=50):
-    """The paper's Sec. 3 summary of H_t over the masked tokens (the loop logs it every step). Percentiles are nearest-rank (the smallest value with at least q
-    of the tokens at or below it, by sorting; torch.quantile refuses > 2^24 elements). The histogram has one
-    bin [0, 1e-4) and bins - 1 log-spaced bins up to the max (entropy spans orders of magnitude)."""
+    """The paper's Sec. 3 summary of H_t over the masked tokens (the loop logs it every step). Percentiles are
+    nearest-rank (the smallest value with at least q of the tokens at or below it, by sorting; torch.quantile
+    refuses > 2^24 elements). The histogram has one bin [0, 1e-4) and bins - 1 log-spaced bins up to the max
+    (entropy spans orders of magnitude)."""
     h = entropy[mask.bool()].float().cpu().sort().values
     n = h.numel()
     if n == 0:

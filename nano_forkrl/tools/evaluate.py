@@ -36,7 +36,8 @@ def pass_at_k(n, c, k):
 
 def evaluate(sampler, problems, *, k=1, template="plain", tokenizer=None, seed=1234, max_new_tokens=None,
              verifier="ours"):
-    """verifier: verify.VERIFIERS. Returns {"avg@k", "pass@k", "n_problems", "k", "mean_length", "per_problem": [c_i, ...]}."""
+    """avg@k and pass@k of `sampler` on `problems`, scored by `verifier` (verify.VERIFIERS). Returns
+    {"avg@k", "pass@k", "n_problems", "k", "mean_length", "per_problem": [c_i, ...]}."""
     state = sampler.rng_state()
     sampler.reseed(seed)  # fixed evaluation noise; training's RNG stream is restored below
     try:
