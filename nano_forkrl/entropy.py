@@ -20,11 +20,19 @@ holds its bf16 logits (2 bytes per entry) and float32 copy (4), then at most thr
 Qwen3's V, and about twice that while backward recomputes a chunk. On CPU the
 model is float32 and the same bound holds.
 """
+import contextlib
 import math
 from fractions import Fraction
 
 import torch
 from torch.utils.checkpoint import checkpoint
+
+
+def autocast(model):
+    """bf16 autocast for the forward passes on CUDA (a no-op on CPU): float32 master weights, bf16 matmuls."""
+    if next(model.parameters()).device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def token_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -132,8 +140,6 @@ def score_batch(model, batch, *, micro_batch_size=8, temperature=1.0, chunk_size
     """(logprobs, entropy) [B, T] float32 on the CPU for a right-padded batch from `data.collate_rollouts`, with
     no grad, `micro_batch_size` rows at a time, each micro-batch cut to its longest row (columns past it stay 0):
     the old log-probs and entropies of the loop, and the teacher-forced entropies of `analysis`."""
-    from nano_forkrl.run.policy import autocast  # bf16 matmuls on CUDA, a no-op on CPU
-
     device = next(model.parameters()).device
     logprobs, entropy = torch.zeros(batch["labels"].shape), torch.zeros(batch["labels"].shape)
     for s in range(0, logprobs.shape[0], micro_batch_size):

@@ -27,10 +27,9 @@ from dataclasses import dataclass
 
 import torch
 
-from nano_forkrl.entropy import real_width, token_logprobs_and_entropy
+from nano_forkrl.entropy import autocast, real_width, token_logprobs_and_entropy
 from nano_forkrl.loss import aggregate, clipped_pg_loss, kl_k3
 from nano_forkrl.masking import TokenSelection, masked_sum
-from nano_forkrl.run.policy import autocast
 
 STAT_NAMES = ("loss", "trained", "clipped_low", "clipped_high", "approx_kl", "kl_ref", "entropy_trained",
               "entropy_untrained", "untrained")

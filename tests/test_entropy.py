@@ -1,4 +1,5 @@
 """Tests for nano_forkrl.entropy: formulas by hand, the chunked path against the naive full-logits path."""
+import contextlib
 import math
 import subprocess
 import sys
@@ -10,7 +11,8 @@ import torch
 
 from conftest import make_tiny_qwen3
 from nano_forkrl.cs336 import compute_entropy
-from nano_forkrl.entropy import entropy_statistics, logprobs_from_logits, token_entropy, token_logprobs_and_entropy
+from nano_forkrl.entropy import (autocast, entropy_statistics, logprobs_from_logits, token_entropy,
+                                 token_logprobs_and_entropy)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -306,3 +308,7 @@ def test_entropy_statistics_hand_values():
 def test_entropy_statistics_empty_mask_raises():
     with pytest.raises(ValueError):
         entropy_statistics(torch.ones(2, 3), torch.zeros(2, 3, dtype=torch.bool))
+
+
+def test_autocast_is_a_no_op_on_cpu():
+    assert isinstance(autocast(make_tiny_qwen3()), contextlib.nullcontext)

@@ -16,7 +16,6 @@ pure-bf16 weight cannot absorb the update (bf16 keeps ~3 significant digits, so 
 dtype "bf16" stores the weights in bf16 (half the memory; for 4B/8B on one GPU, with that caveat).
 On CPU everything is float32 (CPU bf16 matmuls are slow and the tiny model is small).
 """
-import contextlib
 from pathlib import Path
 
 import torch
@@ -149,13 +148,6 @@ def random_policy(source, device, dtype=torch.float32, seed=0):
     torch.manual_seed(seed)
     with torch.device(pick_device(device)):
         return AutoModelForCausalLM.from_config(config, dtype=dtype), tokenizer
-
-
-def autocast(model):
-    """bf16 autocast for forward/backward on CUDA (no-op on CPU): fp32 master weights, bf16 matmuls."""
-    if next(model.parameters()).device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def enable_grad_checkpointing(model, enable=True):

@@ -10,7 +10,8 @@ import torch
 
 from nano_forkrl.entropy import token_logprobs_and_entropy
 from nano_forkrl.loss import clipped_pg_loss
-from nano_forkrl.run.policy import autocast, enable_grad_checkpointing
+from nano_forkrl.entropy import autocast
+from nano_forkrl.run.policy import enable_grad_checkpointing
 from nano_forkrl.tools.flops import flops_per_token, mfu, non_embedding_params
 from nano_forkrl.tools.rollout_bench import measure, timed
 

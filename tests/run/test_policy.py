@@ -1,11 +1,10 @@
 """Tests for nano_forkrl/run/policy.py: device/dtype choice, loading from a folder."""
-import contextlib
 
 import pytest
 import torch
 from conftest import make_tiny_qwen3
 
-from nano_forkrl.run.policy import (autocast, enable_grad_checkpointing, load_policy, pick_device,
+from nano_forkrl.run.policy import (enable_grad_checkpointing, load_policy, pick_device,
                                 pick_dtype, random_policy)
 
 
@@ -62,10 +61,6 @@ def test_missing_model_gives_a_clear_error(tmp_path):
     from nano_forkrl.run.errors import RunError
     with pytest.raises(RunError, match="no such folder"):
         load_policy(str(tmp_path / "nope"), device="cpu")
-
-
-def test_autocast_is_a_no_op_on_cpu():
-    assert isinstance(autocast(make_tiny_qwen3()), contextlib.nullcontext)
 
 
 def test_grad_checkpointing_keeps_gradients_equal():
