@@ -26,13 +26,18 @@ def apply(a, op, b):
     return a + b if op == "+" else a - b
 
 
+def answer_of(problem):
+    first, ops = tiny.parse_problem(problem)
+    return first + sum(b if op == "+" else -b for op, b in ops)
+
+
 # --- tokenizer ---------------------------------------------------------------------------------------------------
 
 def test_tokenizer_round_trip_digits_and_specials(tok, tmp_path):
     from transformers import AutoTokenizer
 
     rng = random.Random(1)
-    texts = [p["problem"] + "\n" + tiny.solution(p["problem"], 0.5, rng) for p in (tiny.make_problem(rng)
+    texts = [p["problem"] + "\n" + tiny.solution(p["problem"], rng) for p in (tiny.make_problem(rng)
                                                                                  for _ in range(200))]
     texts += ["Compute 0+99.", "\\boxed{7}", "x = 12345, y=-6\t\n"]
     for s in texts:
@@ -105,40 +110,10 @@ def test_splits_are_disjoint_deterministic_and_shaped_like_load_problems():
         tiny.tiny_problems("valid", 1)
 
 
-def test_slips_by_hand():
-    assert tiny._slips(42) == [24, 32, 41, 43, 52]
-    assert tiny._slips(0) == [1, 10]
-    assert tiny._slips(99) == [89, 98]
-    assert tiny._slips(30) == [3, 20, 29, 31, 40]
-    assert tiny._slips(7) == [6, 8, 17, 70]
-
-
-def test_noisy_demonstrations_rate_and_consistency():
-    rng = random.Random(0)
-    right = wrong = 0
-    for _ in range(4000):
-        problem = tiny.make_problem(rng)["problem"]
-        steps, boxed = lines_of(tiny.solution(problem, 0.65, rng))
-        first, ops = tiny.parse_problem(problem)
-        assert steps[0][0] == first and [(op, b) for _, op, b, _ in steps] == ops
-        for i, (a, op, b, c) in enumerate(steps):
-            assert 0 <= c <= 99
-            if i:
-                assert a == steps[i - 1][3]  # later steps continue from the written value
-            if c == apply(a, op, b):
-                right += 1
-            else:
-                wrong += 1
-                assert c in tiny._slips(apply(a, op, b))
-        assert boxed == steps[-1][3]
-    # ~8000 steps: std of the rate ~0.005; slips that would leave [0, 99] later are rare and stay right
-    assert 0.635 < right / (right + wrong) < 0.68
-
-
 # --- warm start and cache ----------------------------------------------------------------------------------------
 
-def test_micro_batches_train_only_on_the_solution(tok):
-    batch = list(tiny._micro_batches(tok, random.Random(0), 12, 0.65, 5))
+def test_micro_batches_train_only_on_correct_solutions(tok):
+    batch = list(tiny._micro_batches(tok, random.Random(0), 12, "free", 5))
     assert [ids.shape[0] for ids, _ in batch] == [5, 5, 2]
     for ids, target in batch:
         for row, t in zip(ids, target):
@@ -147,7 +122,8 @@ def test_micro_batches_train_only_on_the_solution(tok):
             assert text.endswith("<|im_end|>") and prompt.startswith("Compute ") and prompt.endswith(".\n")
             assert tiny.split_of(prompt[:-1]) == "train"
             steps, boxed = lines_of(text[:-len("<|im_end|>")])
-            assert boxed == steps[-1][3]
+            assert boxed == steps[-1][3] == answer_of(prompt[:-1])
+            assert all(apply(a, op, b) == c and 0 <= c <= 99 for a, op, b, c in steps)  # never a slip
             assert not (row[1:][t] == tok.pad_token_id).any()
 
 
@@ -156,7 +132,7 @@ def test_a_few_warm_start_steps_lower_the_loss(tok):
 
     torch.manual_seed(0)
     model = Qwen3ForCausalLM(tiny.tiny_config(len(tok)))
-    batch = list(tiny._micro_batches(tok, random.Random(123), 32, 0.65, 32))
+    batch = list(tiny._micro_batches(tok, random.Random(123), 32, "free", 32))
 
     def loss():
         with torch.no_grad():
