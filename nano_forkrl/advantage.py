@@ -44,19 +44,23 @@ def _grouped(rewards, group_size: int) -> torch.Tensor:
 
 def group_advantages(rewards, group_size: int, *, normalize_std: bool = True, eps: float = 1e-6) -> torch.Tensor:
     """GRPO (normalize_std=True) or Dr.GRPO (False) advantages, one per sample: [B]."""
+    # BEGIN SOLUTION advantage
     g = _grouped(rewards, group_size)
     adv = g - g.mean(dim=1, keepdim=True)
     if normalize_std:
         adv = adv / (g.std(dim=1, keepdim=True) + eps)  # an all-equal group gives 0 / eps = 0
     return adv.reshape(-1)
+    # END SOLUTION
 
 
 def dynamic_sampling_keep(rewards, group_size: int) -> torch.Tensor:
     """DAPO dynamic sampling filter: bool [B], False for every sample of a group whose rewards are all equal
     (all right or all wrong: zero advantage, no learning signal), True otherwise."""
+    # BEGIN SOLUTION advantage
     g = _grouped(rewards, group_size)
     informative = (g != g[:, :1]).any(dim=1)  # [num_groups]
     return informative.repeat_interleave(group_size)
+    # END SOLUTION
 
 
 def overlong_penalty(lengths, max_len: int, buffer: int, factor: float = 1.0) -> torch.Tensor:
@@ -66,6 +70,7 @@ def overlong_penalty(lengths, max_len: int, buffer: int, factor: float = 1.0) ->
         ((L_max - L_cache) - L) / L_cache     if L_max - L_cache < L <= L_max     (linear ramp 0 -> -1)
         -1                                    if L > L_max
     all times `factor`. lengths: response lengths in tokens (any shape); returns float of the same shape."""
+    # BEGIN SOLUTION advantage
     if not 0 < buffer <= max_len:
         raise ValueError(f"buffer must be in (0, max_len={max_len}], got {buffer}")
     length = torch.as_tensor(lengths).float()
@@ -73,3 +78,4 @@ def overlong_penalty(lengths, max_len: int, buffer: int, factor: float = 1.0) ->
     ramp = (start - length) / buffer
     penalty = torch.where(length <= start, torch.zeros_like(length), ramp)
     return torch.where(length > max_len, torch.full_like(length, -1.0), penalty) * factor
+    # END SOLUTION

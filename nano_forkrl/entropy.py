@@ -42,12 +42,16 @@ def token_entropy(logits: torch.Tensor) -> torch.Tensor:
     it never subtracts two large numbers (that form loses ~1e-3 nats at logits ~1e4 in float32), and a
     probability that underflows to 0 contributes exactly 0. Logits must be finite.
     """
+    # BEGIN SOLUTION entropy
     return _entropy_from_logp(torch.log_softmax(logits.float(), dim=-1))
+    # END SOLUTION
 
 
 def _entropy_from_logp(logp):
+    # BEGIN SOLUTION entropy
     # Not einsum/bmm: it would save one [.., V] block, but CPU bmm sums 151,936 terms with ~1e-3 error.
     return -(logp.exp() * logp).sum(dim=-1)
+    # END SOLUTION
 
 
 def logprobs_from_logits(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -55,11 +59,13 @@ def logprobs_from_logits(logits: torch.Tensor, labels: torch.Tensor, temperature
 
     Needs no [.., V] float32 log-softmax tensor: gather one logit, subtract logsumexp.
     """
+    # BEGIN SOLUTION logprobs
     z = logits.float()
     if temperature != 1.0:
         z = z / temperature
     picked = z.gather(-1, labels.long().unsqueeze(-1)).squeeze(-1)
     return picked - torch.logsumexp(z, dim=-1)
+    # END SOLUTION
 
 
 def _head_chunk(head, hidden, labels, temperature):
@@ -67,12 +73,14 @@ def _head_chunk(head, hidden, labels, temperature):
 
     The two formulas above sharing one log-softmax; these few passes over [c, V] are the module's cost.
     """
+    # BEGIN SOLUTION logprobs
     z = head(hidden).float()
     if temperature != 1.0:
         z = z / temperature
     logp = torch.log_softmax(z, dim=-1)
     del z  # autograd does not need it (log_softmax saves its output), so free the block now
     return logp.gather(-1, labels.long().unsqueeze(-1)).squeeze(-1), _entropy_from_logp(logp)
+    # END SOLUTION
 
 
 def _body_and_head(model):
@@ -105,6 +113,7 @@ def token_logprobs_and_entropy(model, input_ids, attention_mask=None, *, labels=
     [chunk_size, V] block at a time. The entropy stays differentiable, though callers normally detach it.
     Extra memory: about chunk_size x V x 12 bytes at peak, ~24 bytes per entry in backward (module docstring).
     """
+    # BEGIN SOLUTION logprobs
     with torch.set_grad_enabled(with_grad):
         body, head = _body_and_head(model)
         position_ids = None
@@ -127,6 +136,7 @@ def token_logprobs_and_entropy(model, input_ids, attention_mask=None, *, labels=
         if shifted:
             logprobs = torch.cat([logprobs[:, :-1], logprobs.new_zeros(B, 1)], dim=1)
     return logprobs, entropy
+    # END SOLUTION
 
 
 def real_width(attention_mask):

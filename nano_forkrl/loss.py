@@ -23,7 +23,9 @@ def _per_row(advantages: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def naive_pg_loss(logprobs, advantages):
     """REINFORCE per-token loss -A * logp: [B, T] (A from [B] or [B, 1])."""
+    # BEGIN SOLUTION loss
     return -_per_row(advantages, logprobs) * logprobs
+    # END SOLUTION
 
 
 def clipped_pg_loss(logprobs, old_logprobs, advantages, *, eps_low=0.2, eps_high=0.28, dual_clip=None):
@@ -31,6 +33,7 @@ def clipped_pg_loss(logprobs, old_logprobs, advantages, *, eps_low=0.2, eps_high
     clipped_low  ratio < 1 - eps_low and A < 0 (the low clip is active: pushing the token down stops there),
     clipped_high ratio > 1 + eps_high and A > 0, is_clipped (CS336): the clipped term was the smaller one,
     dual_clipped (the dual clip bound was taken), ratio (float)."""
+    # BEGIN SOLUTION loss
     adv = _per_row(advantages, logprobs)
     log_ratio = (logprobs - old_logprobs.detach()).clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
     ratio = torch.exp(log_ratio)
@@ -46,14 +49,17 @@ def clipped_pg_loss(logprobs, old_logprobs, advantages, *, eps_low=0.2, eps_high
     stats = {"clipped_low": (ratio < 1 - eps_low) & (adv < 0), "clipped_high": (ratio > 1 + eps_high) & (adv > 0),
              "is_clipped": clipped < unclipped, "dual_clipped": dual_clipped, "ratio": ratio.detach()}
     return loss, stats
+    # END SOLUTION
 
 
 def kl_k3(logprobs, ref_logprobs):
     """Per-token k3 estimate of KL(pi || pi_ref) for tokens sampled from pi: exp(d) - d - 1 with d = ref - logp.
     Always >= 0. d is clamped to +-20 so a -inf log-prob gives a large finite value, not inf/NaN (tokens beyond the
     clamp get no KL gradient). Also used for approx_kl(old || current) with logprobs=old, ref=current."""
+    # BEGIN SOLUTION loss
     d = (ref_logprobs - logprobs).clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
     return torch.exp(d) - d - 1
+    # END SOLUTION
 
 
 # --- aggregation over the trained tokens ----------------------------------------------------------------------------
@@ -71,6 +77,7 @@ def aggregate(per_token_loss, token_mask, mode="token-mean", *, response_mask=No
     Micro-batching: pass the MINI-batch's num_tokens (#trained or #response tokens) and num_sequences; then the sum
     of the micro-batch results equals the mini-batch result, hence the same gradient. Left None they are taken from
     this tensor. Untrained positions are dropped with torch.where, so NaN/inf there cannot leak into the loss."""
+    # BEGIN SOLUTION loss
     trained = token_mask.bool()
     loss = torch.where(trained, per_token_loss, torch.zeros_like(per_token_loss))
     if num_sequences is None:
@@ -91,3 +98,4 @@ def aggregate(per_token_loss, token_mask, mode="token-mean", *, response_mask=No
     else:
         raise ValueError(f"unknown aggregation mode {mode!r}: use one of {AGGREGATIONS}")
     return loss.sum() / torch.as_tensor(denom, device=loss.device).clamp(min=1)  # 0 trained tokens -> loss 0
+    # END SOLUTION

@@ -31,15 +31,19 @@ MODES, SOURCES = ("top", "bottom", "random"), ("rollout", "current")
 def masked_sum(tensor: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
     """sum(tensor * mask) over `dim` (all elements if None). Masked-out entries count as exactly 0,
     even if they hold nan/inf (padding garbage must not poison the sum). Mask: bool or 0/1 numbers."""
+    # BEGIN SOLUTION mask
     kept = torch.where(mask.bool(), tensor * mask, 0.0)
     return kept.sum() if dim is None else kept.sum(dim)
+    # END SOLUTION
 
 
 def masked_mean(tensor: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
     """CS336: sum(tensor * mask, dim) / sum(mask, dim). A slice whose mask is all zero gives 0/0 = nan,
     exactly like the CS336 reference; callers that can meet empty rows must handle that themselves."""
+    # BEGIN SOLUTION mask
     count = mask.sum() if dim is None else mask.sum(dim)
     return masked_sum(tensor, mask, dim) / count
+    # END SOLUTION
 
 
 def _num_selected(rho: float, n):
@@ -74,6 +78,7 @@ def top_entropy_mask(entropy: torch.Tensor, response_mask: torch.Tensor, rho: fl
     if bool((torch.isnan(entropy) & valid).any()):
         raise ValueError("entropy is NaN on a response token: the ranking would be meaningless "
                          "(check the logits / log-probs for overflow)")
+    # BEGIN SOLUTION mask
     # Rows to rank within: one row for the whole batch, or one per sequence.
     width = entropy.shape[-1] if (per_sequence and entropy.dim() > 0) else entropy.numel()
     valid_rows = valid.reshape(-1, width)
@@ -92,6 +97,7 @@ def top_entropy_mask(entropy: torch.Tensor, response_mask: torch.Tensor, rho: fl
     top = valid_rows & (rank < k)
     chosen = valid_rows & ~top if mode == "bottom" else top
     return chosen.reshape(entropy.shape)
+    # END SOLUTION
 
 
 @dataclass(frozen=True)

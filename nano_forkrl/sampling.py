@@ -38,6 +38,7 @@ def sample_next(logits, temperature=1.0, top_p=1.0, generator=None):
     Returns (tokens [B], logprobs [B]) where logprobs are under softmax(logits / T) before the top-p cut
     (the policy's distribution, which is what the update's importance ratio needs).
     """
+    # BEGIN SOLUTION sampling
     if temperature == 0:
         logp = torch.log_softmax(logits, dim=-1)
         tokens = logits.argmax(dim=-1)
@@ -52,6 +53,7 @@ def sample_next(logits, temperature=1.0, top_p=1.0, generator=None):
         probs = torch.zeros_like(probs).scatter_(-1, order, sorted_p)
     tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
     return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1)
+    # END SOLUTION
 
 
 def encode_prompts(tokenizer, prompts):

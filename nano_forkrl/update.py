@@ -72,6 +72,7 @@ def policy_step(model, optimizer, batch, *, old_logprobs, advantages, token_mask
     the reference policy's log-probs, needed when kl_coef > 0. Returns python floats: loss, grad_norm,
     clip_frac_low, clip_frac_high, approx_kl, kl_ref, frac_tokens_trained, tokens_trained, entropy_trained,
     entropy_untrained, and skipped (bool)."""
+    # BEGIN SOLUTION update
     cfg, selection = settings, settings.selection
     device = next(model.parameters()).device
     resp = batch["response_mask"].to(device).bool()
@@ -139,3 +140,4 @@ def policy_step(model, optimizer, batch, *, old_logprobs, advantages, token_mask
             "kl_ref": values["kl_ref"] / den, "frac_tokens_trained": n_tr / max(n_tr + n_untr, 1.0),
             "tokens_trained": n_tr, "entropy_trained": values["entropy_trained"] / den,
             "entropy_untrained": values["entropy_untrained"] / max(n_untr, 1.0), "skipped": skipped}
+    # END SOLUTION

@@ -115,6 +115,7 @@ def _terminating(x):
 
 
 def _sympy_equal(a, b):
+    # BEGIN SOLUTION verify
     x, y = to_sympy(a), to_sympy(b)
     if x is None or y is None or x.has(sympy.nan, sympy.zoo) or y.has(sympy.nan, sympy.zoo):
         return False  # unparseable, too big, or undefined
@@ -128,11 +129,13 @@ def _sympy_equal(a, b):
                        or (_DECIMAL.fullmatch(b) and not _terminating(x)))
         return bool(approximate) and bool(abs(sympy.N(difference, 30)) <= REL_TOL * abs(sympy.N(y, 30)))
     return sympy.expand(difference) == 0 or sympy.simplify(difference) == 0
+    # END SOLUTION
 
 
 # ---------------------------------------------------------------- reward
 def is_equivalent(pred, gold, *, timeout=1.0):
     """True iff the answer strings pred and gold mean the same mathematical object (within timeout seconds)."""
+    # BEGIN SOLUTION verify
     if not (isinstance(pred, str) and isinstance(gold, str)) or max(len(pred), len(gold)) > MAX_CHARS:
         return False
     a, b = normalize(pred), normalize(gold)  # regex work only
@@ -144,6 +147,7 @@ def is_equivalent(pred, gold, *, timeout=1.0):
         raise
     except Exception:  # nothing else may escape: garbage is "not equal"
         return False
+    # END SOLUTION
 
 
 def reward(response, gold, *, correct=1.0, wrong=0.0, timeout=1.0, verifier="ours"):
@@ -154,7 +158,9 @@ def reward(response, gold, *, correct=1.0, wrong=0.0, timeout=1.0, verifier="our
     if verifier == "math-verify":
         from nano_forkrl.verifier.math_verify import reward_math_verify  # lazy: an optional dependency
         return reward_math_verify(response, gold, correct=correct, wrong=wrong, timeout=timeout)
+    # BEGIN SOLUTION verify
     pred = extract_answer(response)
     return correct if pred is not None and is_equivalent(pred, gold, timeout=timeout) else wrong
+    # END SOLUTION
 
 

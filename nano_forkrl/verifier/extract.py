@@ -93,6 +93,7 @@ def _from_prose(text):
 
 def extract_answer(text):
     """The committed final answer in a response (a string), or None. See the module docstring for the rules."""
+    # BEGIN SOLUTION extract
     if not isinstance(text, str):
         return None
     text = strip_end(text)
@@ -109,3 +110,4 @@ def extract_answer(text):
     candidates = (boxed, _after_marker(text), text if tagged else None)  # in order of priority
     found = next((c.strip() for c in candidates if c and c.strip()), None)
     return found if found is not None or tagged else _from_prose(text)
+    # END SOLUTION
