@@ -12,10 +12,12 @@ One training step, each arrow one call into a concept module:
             --sampling--> new weights into the rollout engine  (sampler.load_weights)
 
 Run `python -m nano_forkrl.train` (tiny CPU preset) or `--preset qwen3-0.6b` etc.; `--help` lists every flag.
+`torchrun --nproc_per_node N -m nano_forkrl.train ...` runs this loop on N processes (run/distributed.py).
 Outputs in --out-dir: metrics.jsonl (one line per step), checkpoint/ (a plain HF folder + trainer_state.pt),
 TensorBoard events when tensorboard is installed. `--resume` continues a killed run at the same step with
 the same data order and RNG streams.
 """
+import contextlib
 import json
 import sys
 import time
@@ -29,9 +31,10 @@ from nano_forkrl.run.bounds import check_lengths, drop_long, prompt_limit, repor
 from nano_forkrl.run.checkpoint import restore_state, save_checkpoint
 from nano_forkrl.run.config import parse_args, to_dict
 from nano_forkrl.run.data import collate_rollouts, load_split
+from nano_forkrl.run.distributed import place, quiet_other_ranks, setup
 from nano_forkrl.run.errors import cli
 from nano_forkrl.run.guard import GuardedOptimizer, check_step
-from nano_forkrl.run.metrics import Logger, read_log
+from nano_forkrl.run.metrics import Logger, Quiet, print_eval_change
 from nano_forkrl.entropy import entropy_statistics, score_batch
 from nano_forkrl.tools.evaluate import evaluate
 from nano_forkrl.masking import TokenSelection
@@ -43,22 +46,23 @@ from nano_forkrl.run.seeds import generator as seeded
 from nano_forkrl.update import UpdateSettings, policy_step
 
 
-def update_settings(cfg):
-    """The update's settings from the run's config (Dr.GRPO's constant: the response budget)."""
+def update_settings(cfg, ranks=None):
+    """The update's settings from the config (Dr.GRPO's constant: the response budget; torchrun: summed)."""
     selection = TokenSelection(rho=cfg.rho, mode=cfg.mask_mode, source=cfg.mask_source,
                                per_sequence=cfg.per_sequence)
     return UpdateSettings(selection=selection, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
-                          dual_clip=cfg.dual_clip or None, loss_agg=cfg.loss_agg,
+                          dual_clip=cfg.dual_clip or None, loss_agg=cfg.loss_agg, kl_coef=cfg.kl_coef,
                           constant=cfg.max_new_tokens if cfg.loss_agg == "constant" else None,
-                          kl_coef=cfg.kl_coef, micro_batch_size=cfg.micro_batch_size,
-                          max_grad_norm=cfg.max_grad_norm, temperature=cfg.temperature, chunk_size=cfg.chunk_size)
+                          micro_batch_size=cfg.micro_batch_size, max_grad_norm=cfg.max_grad_norm,
+                          temperature=cfg.temperature, chunk_size=cfg.chunk_size,
+                          reduce=None if ranks is None else ranks.sum)
 
 
-def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_model=None):
-    settings = update_settings(cfg)
+def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_model=None, ranks=None):
+    settings = update_settings(cfg, ranks)
     timer, stats = {}, {}
     t = time.perf_counter()
-    groups, cursor, stats = collect_rollouts(cfg, sampler, tokenizer, problems, cursor)
+    groups, cursor, stats = collect_rollouts(cfg, sampler, tokenizer, problems, cursor, ranks)
     timer["rollout"] = time.perf_counter() - t
     if not groups:  # every group had equal rewards: nothing to learn from this batch
         return cursor, {**stats, "skipped": True, "time": timer}
@@ -68,8 +72,9 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_
     batch = collate_rollouts([r.prompt_ids for r in rollouts], [r.response_ids for r in rollouts], sampler.pad_id)
     t = time.perf_counter()
     score = dict(micro_batch_size=cfg.micro_batch_size, temperature=cfg.temperature, chunk_size=cfg.chunk_size)
-    old_logprobs, entropy = score_batch(model, batch, **score)  # the rollout policy = the current weights
-    ref_logprobs = score_batch(ref_model, batch, **score)[0] if ref_model is not None else None  # for the KL term
+    scorer = score_batch if ranks is None else ranks.score_batch  # torchrun: rows split, results gathered
+    old_logprobs, entropy = scorer(model, batch, **score)  # the rollout policy = the current weights
+    ref_logprobs = scorer(ref_model, batch, **score)[0] if ref_model is not None else None  # for the KL term
     mask = batch["response_mask"].bool()
     token_mask = settings.selection.for_batch(entropy, mask, generator=seeded("mask", cfg.seed, cursor))
     timer["logprobs"] = time.perf_counter() - t
@@ -81,7 +86,7 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_
     for epoch in range(cfg.ppo_epochs):
         order = torch.randperm(len(rollouts), generator=seeded("order", cfg.seed, cursor, epoch))
         for s in range(0, len(rollouts), rows):
-            idx = order[s:s + rows]
+            idx = order[s:s + rows] if ranks is None else ranks.share(order[s:s + rows])
             updates.append(policy_step(  # bf16 autocast around its forward passes on CUDA
                 model, optimizer, {k: v[idx] for k, v in batch.items()}, old_logprobs=old_logprobs[idx],
                 advantages=advantages[idx], token_mask=None if token_mask is None else token_mask[idx],
@@ -93,7 +98,7 @@ def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_
     for key in updates[0]:
         stats[key] = sum(float(u[key]) for u in updates) / len(updates)
     t = time.perf_counter()
-    sampler.load_weights(model)
+    sampler.load_weights(model if ranks is None else ranks.full_view(model))
     timer["sync"] = time.perf_counter() - t
     n_resp = sum(len(r.response_ids) for r in rollouts)
     stats["rollout_tok_per_s"] = n_resp / max(timer["rollout"], 1e-9)
@@ -107,16 +112,20 @@ def train(cfg):
     or --overwrite), the model and data are loaded and prompts over the length limit are found. An optimizer
     step that leaves non-finite weights or an exploding update is undone; a run whose steps keep failing stops
     with a RunError, its last checkpoint intact (`run/guard.py`)."""
+    ranks = setup(cfg)  # None in one process; under torchrun this rank's place (run/distributed.py)
     torch.manual_seed(cfg.seed)
     ckpt = plan(cfg)  # RunError instead of overwriting a run; touches nothing
     resuming = ckpt is not None
-    model, tokenizer = load_policy(str(ckpt) if resuming else cfg.model, cfg.device, cfg.dtype, seed=cfg.seed)
+    with contextlib.nullcontext() if ranks is None else ranks.main_first():  # torchrun: rank 0 loads first
+        model, tokenizer = load_policy(str(ckpt) if resuming else cfg.model, cfg.device, cfg.dtype,
+                                       seed=cfg.seed)
     if cfg.grad_ckpt:
         enable_grad_checkpointing(model)
     # optional KL to the initial policy (off by default, as in DAPO): a frozen copy of the starting weights
     ref_model = None
     if cfg.kl_coef > 0:
         ref_model = load_policy(cfg.model, cfg.device, cfg.dtype, seed=cfg.seed)[0].eval()
+    model, engine, ref_model = place(ranks, model, cfg.sampler, ref_model)  # engine: what the sampler decodes
     problems = load_split(cfg.train_data, "train", seed=cfg.seed)
     held_out = load_split(cfg.eval_data, "test", limit=cfg.eval_n or None)
     limit = prompt_limit(model, cfg.max_new_tokens, cfg.max_prompt_tokens)
@@ -124,22 +133,24 @@ def train(cfg):
     check_lengths(held_out, cfg.template, tokenizer, limit, what=f"held-out set {cfg.eval_data!r}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     guard = GuardedOptimizer(optimizer)  # what train_step steps: undoes a step that breaks the weights
-    sampler = make_sampler(cfg.sampler, model, tokenizer, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
-                           temperature=cfg.temperature, top_p=cfg.top_p,
-                           gpu_memory_utilization=cfg.vllm_gpu_memory)
+    sampler = make_sampler(cfg.sampler, engine, tokenizer, max_new_tokens=cfg.max_new_tokens, top_p=cfg.top_p,
+                           seed=cfg.seed if ranks is None else ranks.seed(cfg.seed),  # torchrun: one per rank
+                           temperature=cfg.temperature, gpu_memory_utilization=cfg.vllm_gpu_memory)
     step, cursor = 0, 0
     if resuming:
-        step, cursor = restore_state(ckpt, optimizer, sampler)
+        step, cursor = (restore_state if ranks is None else ranks.restore)(ckpt, optimizer, sampler)
         print(f"resumed from {ckpt} at step {step}")
     elif cfg.resume:
         print(f"--resume: no run in {cfg.out_dir} yet, starting fresh")
-    prepare(cfg)  # the first write to disk: every input above is valid
-    logger, records = Logger(cfg.out_dir, step), []
+    if (main := ranks is None or ranks.main):  # torchrun: rank 0 alone writes the log
+        prepare(cfg)  # the first write to disk: every input above is valid
+    logger, records = Logger(cfg.out_dir, step) if main else Quiet(), []
     report_skipped(logger, n_long, n_long + len(problems), limit, log=step == 0)  # a resume logged it before
 
     def run_eval(at):
-        result = evaluate(sampler, held_out, k=cfg.eval_k, template=cfg.template, tokenizer=tokenizer,
-                          verifier=cfg.verifier)
+        run = evaluate if ranks is None else ranks.evaluate  # torchrun: shares of the problems, gathered
+        result = run(sampler, held_out, k=cfg.eval_k, template=cfg.template, tokenizer=tokenizer,
+                     verifier=cfg.verifier)
         rec = {"step": at, "eval": {k: v for k, v in result.items() if k != "per_problem"}}
         logger.log(rec)
         records.append(rec)
@@ -149,10 +160,11 @@ def train(cfg):
     if step == 0:
         run_eval(0)
     from tqdm.auto import tqdm
-    bar = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc="train", disable=None)
+    bar = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc="train",
+               disable=None if main else True)
     failed = 0
     for step in bar:
-        cursor, stats = train_step(cfg, model, guard, sampler, tokenizer, problems, cursor, ref_model)
+        cursor, stats = train_step(cfg, model, guard, sampler, tokenizer, problems, cursor, ref_model, ranks)
         failed = check_step(stats, guard, step + 1, failed, cfg.out_dir)
         rec = {"step": step + 1, **stats}
         logger.log(rec)
@@ -162,7 +174,8 @@ def train(cfg):
         if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or done:
             run_eval(step + 1)
         if (cfg.save_every and (step + 1) % cfg.save_every == 0) or done:
-            save_checkpoint(cfg.out_dir, model, tokenizer, optimizer, sampler, step + 1, cursor, cfg)
+            save = save_checkpoint if ranks is None else ranks.save  # torchrun: rank 0 writes the full state
+            save(cfg.out_dir, model, tokenizer, optimizer, sampler, step + 1, cursor, cfg)
     return records
 
 
@@ -173,16 +186,11 @@ def main(argv=None):
 
 def _main(argv):
     cfg = parse_args(argv)
+    quiet_other_ranks()  # torchrun: rank 0 alone prints
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar per load and checkpoint
     print("config: " + json.dumps(to_dict(cfg)))
     records = train(cfg)
-    log = Path(cfg.out_dir) / "metrics.jsonl"  # the whole run's log, also the steps before a --resume
-    evals = [r for r in read_log(log) if "eval" in r]
-    if len(evals) >= 2:
-        k = cfg.eval_k
-        first, last = evals[0]["eval"][f"avg@{k}"], evals[-1]["eval"][f"avg@{k}"]
-        print(f"held-out avg@{k}: {first:.3f} at step {evals[0]['step']} -> {last:.3f} at step "
-              f"{evals[-1]['step']}")
+    print_eval_change(Path(cfg.out_dir) / "metrics.jsonl", cfg.eval_k)  # also the steps before a --resume
     return records
 
 

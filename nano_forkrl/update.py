@@ -23,6 +23,7 @@ Device: batch tensors may be on CPU and are moved to the model's device; statist
 and read back with a single sync at the end, so CUDA never waits per micro-batch.
 """
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +46,8 @@ class UpdateSettings:
     kl_coef: weight of the k3 KL to a reference policy (0 = none, as in DAPO).
     micro_batch_size: sequences per forward/backward; max_grad_norm: clipping (None = none).
     temperature: the sampler's (log-probs are those of the distribution sampled from); chunk_size: entropy.py's.
+    reduce: under torchrun, the sum over the ranks' shares of the mini-batch (run/distributed.py), applied to
+        the normalisers and statistics; None in one process.
     """
     selection: TokenSelection = TokenSelection()
     eps_low: float = 0.2
@@ -57,6 +60,7 @@ class UpdateSettings:
     max_grad_norm: float | None = 1.0
     temperature: float = 1.0
     chunk_size: int = 1024
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __post_init__(self):
         if self.loss_agg == "constant" and self.constant is None:
@@ -87,6 +91,9 @@ def policy_step(model, optimizer, batch, *, old_logprobs, advantages, token_mask
         token_mask = selection.for_micro_batch(token_mask, None, resp)
     per_micro_mean = selection.source == "current" and cfg.loss_agg == "token-mean"  # verl's weighting (doc)
     num_tokens = token_mask.sum() if cfg.loss_agg == "token-mean" and not per_micro_mean else resp.sum()
+    n_all = n_seq  # the mini-batch's sequences; under torchrun the mini-batch spans all ranks
+    if cfg.reduce is not None:
+        num_tokens, n_all = cfg.reduce(num_tokens), int(cfg.reduce(torch.tensor(n_seq, device=device)))
     attn = batch.get("attention_mask")
 
     optimizer.zero_grad()
@@ -113,10 +120,10 @@ def policy_step(model, optimizer, batch, *, old_logprobs, advantages, token_mask
             kl_ref = kl_k3(lp, torch.where(m, ref[mb], zero))
             loss_tok = loss_tok + cfg.kl_coef * kl_ref
         if per_micro_mean:
-            loss = aggregate(loss_tok, m, "token-mean") * (r.shape[0] / n_seq)
+            loss = aggregate(loss_tok, m, "token-mean") * (r.shape[0] / n_all)
         else:
             loss = aggregate(loss_tok, m, cfg.loss_agg, response_mask=r, num_tokens=num_tokens,
-                             num_sequences=n_seq, constant=cfg.constant)
+                             num_sequences=n_all, constant=cfg.constant)
         loss.backward()
         with torch.no_grad():  # masked sums, not boolean indexing: indexing would sync CUDA every micro-batch
             untrained = r & ~m
@@ -124,6 +131,8 @@ def policy_step(model, optimizer, batch, *, old_logprobs, advantages, token_mask
                     (kl_k3(old_lp, lp.detach()), m), (kl_ref.detach(), m), (ent, m), (ent, untrained))]
             acc += torch.stack([t.double() for t in (loss.detach(), m.sum(), *sums, untrained.sum())])
 
+    if cfg.reduce is not None:
+        acc = cfg.reduce(acc)
     params = [p for p in model.parameters() if p.grad is not None]
     grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm or float("inf"))
     values = dict(zip(STAT_NAMES, acc.tolist()))  # the one device -> host sync (plus grad_norm below)

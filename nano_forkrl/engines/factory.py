@@ -8,13 +8,18 @@ import importlib.util
 CHOICES = ("auto", "torch", "vllm")
 
 
-def make_sampler(kind, model, tokenizer, *, max_new_tokens, temperature=1.0, top_p=1.0, seed=0,
-                 gpu_memory_utilization=0.35, batch_size=512):
+def resolve(kind, on_cuda):
+    """The engine a choice stands for: "auto" is vLLM on CUDA when it is installed, else torch."""
     if kind not in CHOICES:
         raise ValueError(f"unknown sampler {kind!r}: use one of {', '.join(CHOICES)}")
-    on_cuda = next(model.parameters()).device.type == "cuda"
     if kind == "auto":
-        kind = "vllm" if on_cuda and importlib.util.find_spec("vllm") is not None else "torch"
+        return "vllm" if on_cuda and importlib.util.find_spec("vllm") is not None else "torch"
+    return kind
+
+
+def make_sampler(kind, model, tokenizer, *, max_new_tokens, temperature=1.0, top_p=1.0, seed=0,
+                 gpu_memory_utilization=0.35, batch_size=512):
+    kind = resolve(kind, next(model.parameters()).device.type == "cuda")
     common = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     if kind == "vllm":
         from nano_forkrl.engines.vllm_sampler import VLLMSampler

@@ -63,3 +63,19 @@ class Logger:
                     **{f"time/{k}": v for k, v in record.get("time", {}).items()}}
             for k, v in flat.items():
                 self.tb.add_scalar(k, v, record["step"])
+
+
+class Quiet:
+    """The Logger of a torchrun rank other than 0: logs nothing (rank 0 writes the one metrics.jsonl)."""
+
+    def log(self, record):
+        pass
+
+
+def print_eval_change(path, k):
+    """Print the held-out avg@k of the log's first and last evaluation (nothing with fewer than two)."""
+    evals = [r for r in read_log(path) if "eval" in r]
+    if len(evals) >= 2:
+        first, last = evals[0]["eval"][f"avg@{k}"], evals[-1]["eval"][f"avg@{k}"]
+        print(f"held-out avg@{k}: {first:.3f} at step {evals[0]['step']} -> {last:.3f} at step "
+              f"{evals[-1]['step']}")

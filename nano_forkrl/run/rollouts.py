@@ -27,15 +27,30 @@ def next_prompts(problems, cursor, k, seed):
     return out, cursor + k
 
 
-def collect_rollouts(cfg, sampler, tokenizer, problems, cursor):
+def sample_groups(cfg, sampler, tokenizer, batch, ranks=None):
+    """G scored responses for each problem of `batch`, group-contiguous. Under torchrun (`ranks`) each rank
+    samples and scores a contiguous share of the prompts and gets every share back, in prompt order."""
+    share = slice(0, len(batch)) if ranks is None else ranks.span(len(batch))
+    prompts = [format_prompt(p["problem"], cfg.template, tokenizer) for p in batch[share]]
+    rollouts = sampler.generate(prompts, n=cfg.group_size)
+    scores = [reward(r.text, batch[share.start + r.prompt_index]["answer"], correct=cfg.reward_correct,
+                     wrong=cfg.reward_wrong, verifier=cfg.verifier) for r in rollouts]
+    if ranks is not None:
+        for r in rollouts:
+            r.prompt_index += share.start
+        parts = ranks.gather((rollouts, scores))
+        rollouts, scores = [r for rs, _ in parts for r in rs], [s for _, ss in parts for s in ss]
+    return rollouts, torch.tensor(scores)
+
+
+def collect_rollouts(cfg, sampler, tokenizer, problems, cursor, ranks=None):
     """Sample G responses for prompts_per_step prompts; with dynamic sampling keep only informative groups,
-    sampling further batches (at most max_gen_batches) until the training batch is full (DAPO)."""
+    sampling further batches (at most max_gen_batches) until the training batch is full (DAPO). Under torchrun
+    every rank returns the same groups; a batch left short is cut to rows that split evenly over the ranks."""
     G, kept, first_stats = cfg.group_size, [], None
     for _ in range(cfg.max_gen_batches):
         batch, cursor = next_prompts(problems, cursor, cfg.prompts_per_step, cfg.seed)
-        rollouts = sampler.generate([format_prompt(p["problem"], cfg.template, tokenizer) for p in batch], n=G)
-        scores = torch.tensor([reward(r.text, batch[r.prompt_index]["answer"], correct=cfg.reward_correct,
-                                      wrong=cfg.reward_wrong, verifier=cfg.verifier) for r in rollouts])
+        rollouts, scores = sample_groups(cfg, sampler, tokenizer, batch, ranks)
         correct = scores == cfg.reward_correct
         lengths = torch.tensor([len(r.response_ids) for r in rollouts])
         if cfg.overlong_buffer:
@@ -51,5 +66,7 @@ def collect_rollouts(cfg, sampler, tokenizer, problems, cursor):
                 kept.append((rollouts[g * G:(g + 1) * G], scores[g * G:(g + 1) * G]))
         if len(kept) == cfg.prompts_per_step or not cfg.dynamic_sampling:
             break
+    while ranks is not None and len(kept) * G % ranks.world:  # every rank must run as many forward passes
+        kept.pop()
     first_stats["groups_kept"] = len(kept)
     return kept, cursor, first_stats

@@ -48,12 +48,18 @@ def evaluate(sampler, problems, *, k=1, template="plain", tokenizer=None, seed=1
     correct = [0] * len(problems)
     for r in rollouts:
         correct[r.prompt_index] += reward(r.text, problems[r.prompt_index]["answer"], verifier=verifier) > 0
-    n = max(len(problems), 1)
+    return summarize(correct, k, sum(len(r.response_ids) for r in rollouts))
+
+
+def summarize(correct, k, total_length):
+    """evaluate's result from the correct counts per problem (k samples each) and the summed response length
+    (also how a distributed evaluation combines its shares, run/distributed.py)."""
+    n = max(len(correct), 1)
     return {
         f"avg@{k}": sum(c / k for c in correct) / n,
         f"pass@{k}": sum(pass_at_k(k, c, k) for c in correct) / n,
-        "n_problems": len(problems), "k": k,
-        "mean_length": sum(len(r.response_ids) for r in rollouts) / max(len(rollouts), 1),
+        "n_problems": len(correct), "k": k,
+        "mean_length": total_length / max(len(correct) * k, 1),
         "per_problem": correct,
     }
 
