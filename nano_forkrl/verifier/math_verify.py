@@ -7,7 +7,8 @@ is_equivalent_math_verify(pred, gold): Math-Verify's parse() of both strings (ea
 reward_math_verify(response, gold): Math-Verify extracts the answer from the whole response itself (last box,
   "final answer is", last math), after our </think> rule: text inside an unclosed <think> is never an answer.
 The import is lazy: nano_forkrl never needs the package; available() says whether it is installed.
-Math-Verify's own timeouts use SIGALRM and are switched off (they cannot run outside the main thread); ours bound the call.
+Math-Verify's own timeouts use SIGALRM and are switched off (they cannot run outside the main thread); ours
+bound the call.
 """
 import importlib
 import importlib.util
