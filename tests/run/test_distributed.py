@@ -1,8 +1,8 @@
 """Tests for nano_forkrl/run/distributed.py: two CPU processes (gloo) against one, on the same batch; the tiny
 preset under torchrun; a killed torchrun run resumed.
 
-The equality test runs train_step itself in both set-ups, with a deterministic fake engine (its responses depend
-only on the prompt, not on the rank that samples it), so the two runs train on the same global batch."""
+The equality test runs train_step itself in both set-ups, with a deterministic fake engine (its responses
+depend only on the prompt, not on the rank that samples it), so the two runs train on the same global batch."""
 import os
 import signal
 import subprocess
@@ -29,7 +29,8 @@ from nano_forkrl.train import train_step
 PROBLEMS = [{"problem": f"{a} + {a + 3}", "answer": str(2 * a + 3)} for a in range(40)]
 SETTINGS = {  # name: (Config overrides, gradient checkpointing)
     "rollout mask, token-mean": (dict(micro_batch_size=2), False),
-    "rollout mask, seq-mean, checkpointed layers": (dict(micro_batch_size=3, loss_agg="seq-mean-token-mean"), True),
+    "rollout mask, seq-mean, checkpointed layers": (dict(micro_batch_size=3, loss_agg="seq-mean-token-mean"),
+                                                    True),
     "current mask (rank = one micro-batch)": (dict(micro_batch_size=4, mask_source="current"), False),
 }
 
@@ -47,7 +48,8 @@ class FakeEngine:
         for i, prompt in enumerate(prompts):
             for j in range(n):
                 g = generator("fake", prompt, j)
-                ids = torch.randint(2, 64, (int(torch.randint(3, 12, (1,), generator=g)),), generator=g).tolist()
+                length = int(torch.randint(3, 12, (1,), generator=g))
+                ids = torch.randint(2, 64, (length,), generator=g).tolist()
                 right = bool(torch.rand(1, generator=g) < 0.5)
                 text = f"\\boxed{{{self.answers[prompt] if right else 'x'}}}"
                 out.append(Rollout(i, [5, 6, 7 + len(prompt) % 9], ids, text, "eos"))
@@ -136,16 +138,16 @@ FAST = ["--eval-n", "8", "--eval-k", "2", "--prompts-per-step", "8", "--mini-bat
 
 
 def _torchrun(out, *flags, **kwargs):
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "nano_forkrl.train",
-               *FAST, "--out-dir", str(out), *flags]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "-m", "nano_forkrl.train", *FAST, "--out-dir", str(out), *flags]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=Path(__file__).resolve().parents[2], start_new_session=True, **kwargs)
 
 
 def _steps(out):
-    return {r["step"]: (r["loss"], r["accuracy"], r["tokens_trained"]) for r in read_log(out / "metrics.jsonl")
-            if "loss" in r}
+    records = read_log(out / "metrics.jsonl")
+    return {r["step"]: (r["loss"], r["accuracy"], r["tokens_trained"]) for r in records if "loss" in r}
 
 
 def _children(pid):
@@ -181,7 +183,8 @@ def test_torchrun_trains_the_tiny_preset_and_resumes_a_killed_run_exactly(tmp_pa
     assert saved < 4, "the run finished before it was killed"
     resumed = _torchrun(killed, "--steps", "4", "--resume")
     output = resumed.communicate(timeout=300)[0]
-    assert resumed.returncode == 0 and f"resumed from {killed / 'checkpoint'} at step {saved}" in output, output
+    assert resumed.returncode == 0, output
+    assert f"resumed from {killed / 'checkpoint'} at step {saved}" in output
     assert _steps(killed) == _steps(full_run)  # the same data order, samples and updates
     a, b = _weights(full_run / "checkpoint"), _weights(killed / "checkpoint")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -1,5 +1,5 @@
-"""Tests for nano_forkrl/run/sharding.py: the decode copy, the whole view of a sharded policy, and the gathered
-state a checkpoint is written from. (Two processes against one: tests/run/test_distributed.py.)"""
+"""Tests for nano_forkrl/run/sharding.py: the decode copy, the whole view of a sharded policy, and the
+gathered state a checkpoint is written from. (Two processes against one: tests/run/test_distributed.py.)"""
 import pytest
 import torch
 import torch.distributed as tdist
@@ -11,13 +11,14 @@ from nano_forkrl.run.sharding import FullView, OptimizerState, Whole, decode_cop
 def test_the_decode_copy_is_a_separate_float32_module_with_the_tie_kept():
     model = make_tiny_qwen3(tie=True).train()
     copy = decode_copy(model)
-    assert not copy.training and all(p.dtype == torch.float32 and not p.requires_grad for p in copy.parameters())
+    assert not copy.training
+    assert all(p.dtype == torch.float32 and not p.requires_grad for p in copy.parameters())
     assert copy.lm_head.weight is copy.model.embed_tokens.weight  # one tensor, as in the original
     ids = torch.tensor([[3, 4, 5, 6]])
     assert torch.equal(copy(ids).logits, model(ids).logits)
     with torch.no_grad():
         model.model.embed_tokens.weight.add_(1.0)
-    assert not torch.equal(copy.model.embed_tokens.weight, model.model.embed_tokens.weight)  # no shared storage
+    assert not torch.equal(copy.model.embed_tokens.weight, model.model.embed_tokens.weight)  # own storage
 
 
 def test_the_full_view_of_a_plain_module_is_the_module():
@@ -46,7 +47,8 @@ def test_a_sharded_policy_trains_and_saves_like_the_plain_one(one_rank, tmp_path
     ids = torch.randint(2, 64, (3, 9), generator=torch.Generator().manual_seed(0))
     optimizers = []
     for model in (plain, sharded):  # the output head chunk by chunk, outside the body's forward
-        logp, _ = token_logprobs_and_entropy(model, ids[:, :-1], labels=ids[:, 1:], chunk_size=5, with_grad=True)
+        logp, _ = token_logprobs_and_entropy(model, ids[:, :-1], labels=ids[:, 1:], chunk_size=5,
+                                             with_grad=True)
         logp.sum().backward()
         optimizers.append(torch.optim.AdamW(model.parameters(), lr=1e-2))
         optimizers[-1].step()
