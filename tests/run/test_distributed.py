@@ -2,7 +2,7 @@
 preset under torchrun; a killed torchrun run resumed.
 
 The equality test runs train_step itself in both set-ups, with a deterministic fake engine (its responses
-depend only on the prompt, not on the rank that samples it), so the two runs train on the same global batch."""
+depend only on the prompt, not on the rank that samples it): the two runs train on the same global batch."""
 import os
 import signal
 import subprocess
