@@ -27,83 +27,76 @@ import torch
 import transformers
 
 from nano_forkrl.advantage import ESTIMATORS, group_advantages
+from nano_forkrl.entropy import entropy_statistics, score_batch
+from nano_forkrl.update import policy_step
+from nano_forkrl.engines.factory import make_sampler
 from nano_forkrl.run.bounds import check_lengths, drop_long, prompt_limit, report_skipped
 from nano_forkrl.run.checkpoint import restore_state, save_checkpoint
-from nano_forkrl.run.config import parse_args, to_dict
+from nano_forkrl.run.config import parse_args, to_dict, update_settings
 from nano_forkrl.run.data import collate_rollouts, load_split
 from nano_forkrl.run.distributed import place, quiet_other_ranks, setup
 from nano_forkrl.run.errors import cli
 from nano_forkrl.run.guard import GuardedOptimizer, check_step
-from nano_forkrl.run.metrics import Logger, Quiet, print_eval_change
-from nano_forkrl.entropy import entropy_statistics, score_batch
-from nano_forkrl.tools.evaluate import evaluate
-from nano_forkrl.masking import TokenSelection
-from nano_forkrl.engines.factory import make_sampler
+from nano_forkrl.run.metrics import Logger, Quiet, print_eval_change, timed
 from nano_forkrl.run.policy import enable_grad_checkpointing, load_policy
 from nano_forkrl.run.rollouts import collect_rollouts
 from nano_forkrl.run.rundir import plan, prepare
 from nano_forkrl.run.seeds import generator as seeded
-from nano_forkrl.update import UpdateSettings, policy_step
-
-
-def update_settings(cfg, ranks=None):
-    """The update's settings from the config (Dr.GRPO's constant: the response budget; torchrun: summed)."""
-    selection = TokenSelection(rho=cfg.rho, mode=cfg.mask_mode, source=cfg.mask_source,
-                               per_sequence=cfg.per_sequence)
-    return UpdateSettings(selection=selection, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
-                          dual_clip=cfg.dual_clip or None, loss_agg=cfg.loss_agg, kl_coef=cfg.kl_coef,
-                          constant=cfg.max_new_tokens if cfg.loss_agg == "constant" else None,
-                          micro_batch_size=cfg.micro_batch_size, max_grad_norm=cfg.max_grad_norm,
-                          temperature=cfg.temperature, chunk_size=cfg.chunk_size,
-                          reduce=None if ranks is None else ranks.sum)
+from nano_forkrl.tools.evaluate import evaluate
 
 
 def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_model=None, ranks=None):
-    settings = update_settings(cfg, ranks)
-    timer, stats = {}, {}
-    t = time.perf_counter()
-    groups, cursor, stats = collect_rollouts(cfg, sampler, tokenizer, problems, cursor, ranks)
-    timer["rollout"] = time.perf_counter() - t
+    """One step of the module docstring's diagram; returns the new prompt cursor and the step's statistics."""
+    settings, timer = update_settings(cfg, ranks), {}
+    with timed(timer, "rollout"):  # sampling + verify (+ DAPO's dynamic sampling and overlong shaping)
+        groups, cursor, stats = collect_rollouts(cfg, sampler, tokenizer, problems, cursor, ranks)
     if not groups:  # every group had equal rewards: nothing to learn from this batch
         return cursor, {**stats, "skipped": True, "time": timer}
     rollouts = [r for rs, _ in groups for r in rs]
     scores = torch.cat([s for _, s in groups])
     advantages = group_advantages(scores, cfg.group_size, normalize_std=ESTIMATORS[cfg.advantage])
     batch = collate_rollouts([r.prompt_ids for r in rollouts], [r.response_ids for r in rollouts], sampler.pad_id)
-    t = time.perf_counter()
-    score = dict(micro_batch_size=cfg.micro_batch_size, temperature=cfg.temperature, chunk_size=cfg.chunk_size)
-    scorer = score_batch if ranks is None else ranks.score_batch  # torchrun: rows split, results gathered
-    old_logprobs, entropy = scorer(model, batch, **score)  # the rollout policy = the current weights
-    ref_logprobs = scorer(ref_model, batch, **score)[0] if ref_model is not None else None  # for the KL term
-    mask = batch["response_mask"].bool()
-    token_mask = settings.selection.for_batch(entropy, mask, generator=seeded("mask", cfg.seed, cursor))
-    timer["logprobs"] = time.perf_counter() - t
-    if mask.any():  # the paper's Sec. 3 statistics of this batch's chain-of-thought tokens
-        h = entropy_statistics(entropy, mask)
-        stats.update({f"entropy_{k}": h[k] for k in ("mean", "p50", "p80", "share_below_0.01")})
-    t, updates = time.perf_counter(), []
-    rows = cfg.mini_batch_prompts * cfg.group_size
-    for epoch in range(cfg.ppo_epochs):
-        order = torch.randperm(len(rollouts), generator=seeded("order", cfg.seed, cursor, epoch))
-        for s in range(0, len(rollouts), rows):
-            idx = order[s:s + rows] if ranks is None else ranks.share(order[s:s + rows])
-            updates.append(policy_step(  # bf16 autocast around its forward passes on CUDA
-                model, optimizer, {k: v[idx] for k, v in batch.items()}, old_logprobs=old_logprobs[idx],
-                advantages=advantages[idx], token_mask=None if token_mask is None else token_mask[idx],
-                ref_logprobs=None if ref_logprobs is None else ref_logprobs[idx], settings=settings))
-    timer["update"] = time.perf_counter() - t
+    with timed(timer, "logprobs"):  # the rollout policy is the current weights: old log-probs and H_t, no grad
+        score = dict(micro_batch_size=cfg.micro_batch_size, temperature=cfg.temperature, chunk_size=cfg.chunk_size)
+        scorer = score_batch if ranks is None else ranks.score_batch  # torchrun: rows split, results gathered
+        old_logprobs, entropy = scorer(model, batch, **score)
+        ref_logprobs = scorer(ref_model, batch, **score)[0] if ref_model is not None else None  # the KL term
+        mask = batch["response_mask"].bool()
+        token_mask = settings.selection.for_batch(entropy, mask, generator=seeded("mask", cfg.seed, cursor))
+    stats.update(_entropy_stats(entropy, mask))
+    updates, rows = [], cfg.mini_batch_prompts * cfg.group_size
+    with timed(timer, "update"):
+        for epoch in range(cfg.ppo_epochs):
+            order = torch.randperm(len(rollouts), generator=seeded("order", cfg.seed, cursor, epoch))
+            for s in range(0, len(rollouts), rows):
+                idx = order[s:s + rows] if ranks is None else ranks.share(order[s:s + rows])
+                updates.append(policy_step(  # bf16 autocast around its forward passes on CUDA
+                    model, optimizer, {k: v[idx] for k, v in batch.items()}, old_logprobs=old_logprobs[idx],
+                    advantages=advantages[idx], token_mask=None if token_mask is None else token_mask[idx],
+                    ref_logprobs=None if ref_logprobs is None else ref_logprobs[idx], settings=settings))
+    with timed(timer, "sync"):  # the next rollouts come from the updated policy
+        sampler.load_weights(model if ranks is None else ranks.full_view(model))
+    stats.update(_mean_of(updates))
+    stats["rollout_tok_per_s"] = sum(len(r.response_ids) for r in rollouts) / max(timer["rollout"], 1e-9)
+    n_tokens = cfg.ppo_epochs * batch["attention_mask"].sum().item()
+    stats["update_tok_per_s"] = n_tokens / max(timer["update"], 1e-9)
+    return cursor, {**stats, "time": timer}
+
+
+def _entropy_stats(entropy, mask):
+    """The paper's Sec. 3 statistics of this batch's chain-of-thought tokens."""
+    if not mask.any():
+        return {}
+    h = entropy_statistics(entropy, mask)
+    return {f"entropy_{k}": h[k] for k in ("mean", "p50", "p80", "share_below_0.01")}
+
+
+def _mean_of(updates):
+    """The policy steps' statistics averaged over the step's mini-batches (a skipped one is reported)."""
     for u in updates:
         if u.get("skipped"):
             print(f"warning: non-finite loss or gradient, optimizer step skipped ({u})", file=sys.stderr)
-    for key in updates[0]:
-        stats[key] = sum(float(u[key]) for u in updates) / len(updates)
-    t = time.perf_counter()
-    sampler.load_weights(model if ranks is None else ranks.full_view(model))
-    timer["sync"] = time.perf_counter() - t
-    n_resp = sum(len(r.response_ids) for r in rollouts)
-    stats["rollout_tok_per_s"] = n_resp / max(timer["rollout"], 1e-9)
-    stats["update_tok_per_s"] = cfg.ppo_epochs * batch["attention_mask"].sum().item() / max(timer["update"], 1e-9)
-    return cursor, {**stats, "time": timer}
+    return {key: sum(float(u[key]) for u in updates) / len(updates) for key in updates[0]}
 
 
 def train(cfg):

@@ -19,10 +19,11 @@ from dataclasses import asdict, dataclass, field, fields
 from nano_forkrl.advantage import ESTIMATORS
 from nano_forkrl.engines.factory import CHOICES as SAMPLERS
 from nano_forkrl.loss import AGGREGATIONS
-from nano_forkrl.masking import MODES, SOURCES
+from nano_forkrl.masking import MODES, SOURCES, TokenSelection
 from nano_forkrl.run.data import TEMPLATES
 from nano_forkrl.run.policy import DTYPES
 from nano_forkrl.run.validate import validate
+from nano_forkrl.update import UpdateSettings
 from nano_forkrl.verify import VERIFIERS
 
 
@@ -141,3 +142,15 @@ def parse_args(argv=None):
 
 def to_dict(cfg):
     return asdict(cfg)
+
+
+def update_settings(cfg, ranks=None):
+    """The update's settings from the config (Dr.GRPO's constant: the response budget; torchrun: summed)."""
+    selection = TokenSelection(rho=cfg.rho, mode=cfg.mask_mode, source=cfg.mask_source,
+                               per_sequence=cfg.per_sequence)
+    return UpdateSettings(selection=selection, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
+                          dual_clip=cfg.dual_clip or None, loss_agg=cfg.loss_agg, kl_coef=cfg.kl_coef,
+                          constant=cfg.max_new_tokens if cfg.loss_agg == "constant" else None,
+                          micro_batch_size=cfg.micro_batch_size, max_grad_norm=cfg.max_grad_norm,
+                          temperature=cfg.temperature, chunk_size=cfg.chunk_size,
+                          reduce=None if ranks is None else ranks.sum)

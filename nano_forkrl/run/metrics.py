@@ -8,9 +8,11 @@ Guarantees:
   elsewhere is a RunError naming the file and line, since it was not written by a kill;
 - the log is rewritten under a temporary name and renamed, so a kill during the rewrite loses nothing.
 """
+import contextlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from nano_forkrl.run.errors import RunError
@@ -79,3 +81,11 @@ def print_eval_change(path, k):
         first, last = evals[0]["eval"][f"avg@{k}"], evals[-1]["eval"][f"avg@{k}"]
         print(f"held-out avg@{k}: {first:.3f} at step {evals[0]['step']} -> {last:.3f} at step "
               f"{evals[-1]['step']}")
+
+
+@contextlib.contextmanager
+def timed(timer, phase):
+    """Adds the seconds spent inside the block to timer[phase] (logged per step as "time")."""
+    start = time.perf_counter()
+    yield
+    timer[phase] = timer.get(phase, 0.0) + time.perf_counter() - start
