@@ -190,3 +190,16 @@ def test_a_killed_build_leaves_no_cache_and_its_temp_is_ignored(tmp_path, monkey
     model, tokenizer = tiny.load_tiny(tmp_path, steps=1, batch_size=4)  # rebuilds; the stale temp is not read
     done = [p for p in tmp_path.iterdir() if p != stale[0]]
     assert len(done) == 1 and (done[0] / "tokenizer.json").exists() and not done[0].name.startswith(".")
+
+
+def test_the_cache_is_reused_under_another_transformers_version(tmp_path, monkeypatch):
+    """The cache key holds the model's config, the warm-start settings, the seed and VERSION, not the version of
+    transformers that wrote it (a cache built under one release is not rebuilt under the next)."""
+    import transformers
+
+    tiny.load_tiny(tmp_path, steps=3, batch_size=8)
+    monkeypatch.setattr(tiny, "warm_start", lambda *a, **k: pytest.fail("warm start re-run"))
+    monkeypatch.setattr(transformers, "__version__", "9.99.0")
+    monkeypatch.setattr("transformers.configuration_utils.__version__", "9.99.0", raising=False)
+    tiny.load_tiny(tmp_path, steps=3, batch_size=8)
+    assert len(list(tmp_path.iterdir())) == 1
