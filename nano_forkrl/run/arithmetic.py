@@ -1,8 +1,8 @@
-"""The tiny preset's task: step-by-step arithmetic with a free order of steps, its three splits, token classes.
+"""The tiny preset's task: step-by-step arithmetic in a free order of steps, its three splits, token classes.
 
 Problem "Compute 17+25-8." (2-4 operands, + and -, every operand and running value in [0, 99]); the reward
 checks the boxed integer. A solution applies the signed terms one per line, in ANY order that keeps every
-running value in [0, 99]:  "17-8=9\\n9+25=34\\n\\boxed{34}"  is as right as  "17+25=42\\n42-8=34\\n\\boxed{34}".
+running value in [0, 99]: "17-8=9\\n9+25=34\\n\\boxed{34}" is as right as "17+25=42\\n42-8=34\\n\\boxed{34}".
 So each line starts with a genuine decision (which remaining term to apply next: a wrong pick can leave
 [0, 99] or lose a term), followed by a copy, a computation and more copying. Demonstrations are always
 CORRECT; a free demonstration picks uniformly among the terms that still allow a valid finish.
@@ -113,3 +113,33 @@ def token_classes(pieces):
         else:
             out.append("other")
     return out
+
+
+def first_mistake(problem, text):
+    """Where a response first goes wrong: "running value" (not the value of the line above), "operand" (a term
+    that is not left: a wrong decision), "result digit" (wrong arithmetic, or a value out of [0, 99]), "missing
+    term" (boxed before every term was used), "boxed answer digit" (the box differs from the last value),
+    "other" (not the solution format); None for a correct solution."""
+    value, steps = parse_problem(problem)
+    left = [b if op == "+" else -b for op, b in steps]
+    *lines, last = text.split("\n") if text else [""]
+    for line in lines:
+        m = re.fullmatch(r"(\d+)([+-])(\d+)=(\d+)", line)
+        if not m:
+            return "other"
+        a, op, b, c = int(m[1]), m[2], int(m[3]), int(m[4])
+        d = b if op == "+" else -b
+        if a != value:
+            return "running value"
+        if d not in left:
+            return "operand"
+        left.remove(d)
+        if c != value + d or not 0 <= c <= 99:
+            return "result digit"
+        value = c
+    box = re.fullmatch(r"\\boxed\{(\d+)\}(<\|im_end\|>)?", last)
+    if not box:
+        return "other"
+    if left:
+        return "missing term"
+    return "boxed answer digit" if int(box[1]) != value else None

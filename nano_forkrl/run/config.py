@@ -108,7 +108,7 @@ def _qwen3(name, max_new_tokens, buffer):
 
 
 PRESETS = {
-    "tiny": {},
+    "tiny": dict(lr=1e-4, steps=200),  # lr: chosen on validation for top 20% (tutorials/09_experiment.ipynb)
     "qwen3-0.6b": _qwen3("Qwen3-0.6B", 4096, 1024),
     "qwen3-1.7b": _qwen3("Qwen3-1.7B", 4096, 1024),
     "qwen3-4b": _qwen3("Qwen3-4B", 8192, 2048),

@@ -24,14 +24,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nano_forkrl.run.arithmetic import (  # noqa: F401 (the task, re-exported: tiny.tiny_problems etc.)
-    CLASSES, SPLITS, make_problem, parse_problem, solution, split_of, tiny_problems, token_classes)
+from nano_forkrl.run import arithmetic
+from nano_forkrl.run.arithmetic import make_problem, parse_problem, solution, split_of  # noqa: F401 (re-exported)
 
 VERSION = 2  # bump to invalidate every cache folder when the task or the training changes
 PAD, EOS = "<|endoftext|>", "<|im_end|>"  # Qwen's names; ids 0 and 1 here
 # Qwen2/Qwen3 pre-tokenizer regex: `\p{N}` stands alone, so every digit is its own token
 QWEN_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
               r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+tiny_problems = arithmetic.tiny_problems  # the task's splits (run/arithmetic.py), under the loop's name
 WARM = dict(steps=1100, batch_size=64, lr=1e-2, order="free")  # warm-start defaults, all in the cache key
 
 

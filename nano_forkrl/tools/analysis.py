@@ -1,18 +1,21 @@
-"""The paper's observations, measured: how token entropy is spread over a chain of thought, and why it matters.
+"""The paper's observations, measured: how token entropy spreads over a chain of thought, and why it matters.
 
-Wang et al. 2025 ("Beyond the 80/20 Rule", arXiv 2506.01939) report, in their Section 3 (numbers are the paper's,
-Qwen3-8B on AIME'24/'25, entropy H_t = -sum_v p_v log p_v of the temperature-1 next-token distribution, in nats):
+Wang et al. 2025 ("Beyond the 80/20 Rule", arXiv 2506.01939) report, in their Section 3 (numbers are the
+paper's, Qwen3-8B on AIME'24/'25, entropy H_t = -sum_v p_v log p_v of the temperature-1 next-token
+distribution, in nats):
   1. The distribution is very skewed: over 50% of response tokens have H_t < 0.01 and the 80th percentile is
      0.672, so only 20% of tokens lie above it                                     -> `entropy_statistics`
   2. High-entropy tokens are "forks" ("wait", "however", "thus", "suppose"); low-entropy tokens complete
      what is already decided (word suffixes, formula pieces)                       -> `forking_token_table`
   3. Decoding with T_high for tokens above the threshold and T_low below: lowering T_high hurts, raising it
-     moderately helps, while changing T_low matters much less                       -> `bucket_temperature_sweep`
+     moderately helps, while changing T_low matters much less               -> `bucket_temperature_sweep`
 And in Section 4 (Table 1, Qwen3-14B + DAPO): RLVR keeps the base model's forks, the top-20% positions of the
 base and RL-trained models overlap by more than 86% on the same responses           -> `topk_overlap`
+(the overlap over checkpoints and the entropy change by percentile bucket: `nano_forkrl.tools.rl_change`)
 
-CLI: python -m nano_forkrl.tools.analysis --model PATH --bench math500 --n 64 [--k 1] [--compare RL_PATH] [--sweep]
-writes stats.json and entropy_hist.png to --out. CPU and CUDA: same code; on CUDA entropies run under bf16 autocast.
+CLI: python -m nano_forkrl.tools.analysis --model PATH --bench math500 --n 64 [--k 1] [--compare RL_PATH]
+[--sweep] writes stats.json and entropy_hist.png to --out. CPU and CUDA: same code; on CUDA entropies run
+under bf16 autocast.
 """
 import argparse
 import json
@@ -47,7 +50,8 @@ def response_entropy(model, rollouts, pad_id, *, temperature=1.0, chunk_size=102
 
 def forking_token_table(entropy, mask, labels, tokenizer, *, rho=0.2, top=20):
     """The `top` most frequent tokens among the rho highest-entropy positions ("high") and among the rho
-    lowest-entropy positions ("low"): [(token_text, count, mean_entropy)], most frequent first (ties: lower id)."""
+    lowest-entropy positions ("low"): [(token_text, count, mean_entropy)], most frequent first (ties: lower
+    id)."""
     table = {}
     for name, sign in (("high", 1.0), ("low", -1.0)):
         chosen = top_entropy_mask(sign * entropy.float(), mask, rho)
@@ -56,7 +60,8 @@ def forking_token_table(entropy, mask, labels, tokenizer, *, rho=0.2, top=20):
         for i, e in zip(ids, hs):
             groups[i].append(e)
         ranked = sorted(groups, key=lambda i: (-len(groups[i]), i))[:top]
-        table[name] = [(tokenizer.decode([i]), len(groups[i]), sum(groups[i]) / len(groups[i])) for i in ranked]
+        table[name] = [(tokenizer.decode([i]), len(groups[i]), sum(groups[i]) / len(groups[i]))
+                       for i in ranked]
     return table
 
 
@@ -92,17 +97,20 @@ class BucketTemperatureSampler(TorchSampler):
         return tok, lp
 
 
-def bucket_temperature_sweep(model, tokenizer, problems, *, threshold, pairs=DEFAULT_PAIRS, k=1, template="plain",
-                             max_new_tokens=256, seed=1234):
-    """The Section 3 temperature experiment: avg@k for each (t_high, t_low); every pair sees the same noise."""
+def bucket_temperature_sweep(model, tokenizer, problems, *, threshold, pairs=DEFAULT_PAIRS, k=1,
+                             template="plain", max_new_tokens=256, seed=1234):
+    """The Section 3 temperature experiment: avg@k for each (t_high, t_low); every pair sees the same
+    noise."""
     from nano_forkrl.tools.evaluate import evaluate
 
-    sampler = BucketTemperatureSampler(model, tokenizer, threshold=threshold, max_new_tokens=max_new_tokens, seed=seed)
+    sampler = BucketTemperatureSampler(model, tokenizer, threshold=threshold, max_new_tokens=max_new_tokens,
+                                       seed=seed)
     rows = []
     for t_high, t_low in pairs:
         sampler.t_high, sampler.t_low = t_high, t_low
         res = evaluate(sampler, problems, k=k, template=template, tokenizer=tokenizer, seed=seed)
-        rows.append(dict(t_high=t_high, t_low=t_low, accuracy=res[f"avg@{k}"], mean_length=res["mean_length"]))
+        rows.append(dict(t_high=t_high, t_low=t_low, accuracy=res[f"avg@{k}"],
+                         mean_length=res["mean_length"]))
     return rows
 
 
@@ -124,7 +132,8 @@ def plot_histogram(stats, path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="tiny", help="hub name, local folder, or 'tiny'")
-    ap.add_argument("--bench", default=None, help="vendored name, JSONL/parquet path or 'tiny' (held-out tiny)")
+    ap.add_argument("--bench", default=None,
+                    help="vendored name, JSONL/parquet path or 'tiny' (the tiny task's test split)")
     ap.add_argument("--n", type=int, default=64, help="number of problems")
     ap.add_argument("--k", type=int, default=1, help="responses per problem")
     ap.add_argument("--compare", default=None, help="second model (e.g. after RL): top-rho overlap")
@@ -141,7 +150,8 @@ def main(argv=None):
     from nano_forkrl.tools.evaluate import cli_defaults
     from nano_forkrl.verify import reward  # lazy, like evaluate: sympy is only needed here
 
-    bench, template, max_new = cli_defaults(args.model, args.bench, args.template, args.max_new_tokens, long=2048)
+    bench, template, max_new = cli_defaults(args.model, args.bench, args.template, args.max_new_tokens,
+                                            long=2048)
     model, tok = load_policy(args.model, args.device, args.dtype)
     problems = tiny_problems("test", args.n) if bench == "tiny" else load_problems(bench, limit=args.n)
     sampler = make_sampler("auto", model, tok, max_new_tokens=max_new, seed=args.seed)
@@ -165,7 +175,8 @@ def main(argv=None):
             raise SystemExit(f"--compare {args.compare}: its tokenizer differs from the first model's")
         entropy_b, _, _ = response_entropy(model_b, rollouts, tok.pad_token_id)
         result["overlap"] = topk_overlap(entropy, entropy_b, mask, args.rho)
-    print(json.dumps({key: v for key, v in {**stats, **result}.items() if key not in ("histogram", "stats", "tokens")}))
+    shown = {key: v for key, v in {**stats, **result}.items() if key not in ("histogram", "stats", "tokens")}
+    print(json.dumps(shown))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "stats.json").write_text(json.dumps(result, indent=1))

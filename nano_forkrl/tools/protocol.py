@@ -1,12 +1,12 @@
 """The fair comparison of tutorials/09: one lr sweep per variant on VALIDATION, seeds at the chosen lr, TEST.
 
-Protocol (tiny task, `nano_forkrl.run.arithmetic`: train / validation / test splits by hash, never overlapping):
+Protocol (tiny task, `nano_forkrl.run.arithmetic`: train / validation / test splits by hash, disjoint):
   1. sweep: every variant (top 20%, all tokens, bottom 80%, random 20%, and rho 0.1 / 0.5) runs at every lr of
      LRS with seed 0; its lr is the one with the best validation avg@k at the last step;
   2. seeds: each variant runs seeds 1, 2 at its chosen lr (each seed has its own warm start);
   3. report: test avg@k per run, with its SE over problems; per variant mean and SE over seeds.
-Test problems are only evaluated, never used for a choice. Each run writes one JSON (its config, validation and
-test per-problem counts at step 0 and at the end); a run whose JSON exists is not repeated.
+Test problems are only evaluated, never used for a choice. Each run writes one JSON (its config, validation
+and test per-problem counts at step 0 and at the end); a run whose JSON exists is not repeated.
 
 CLI: python -m nano_forkrl.tools.protocol --stage sweep --shard 0/2 --out tutorials/results/protocol
 """
@@ -51,7 +51,7 @@ def sets(n_val, n_test, folder):
 
 
 def run_one(variant, lr, seed, *, steps, out, runs_dir, n_val=200, n_test=200, k=4, eval_every=0):
-    """Train one (variant, lr, seed), evaluate its start and end on validation and test; write and return it."""
+    """Train one (variant, lr, seed), evaluate its start and end on validation and test; write, return it."""
     from nano_forkrl.run.config import parse_args
     from nano_forkrl.run.policy import load_policy
     from nano_forkrl.train import train
@@ -73,7 +73,8 @@ def run_one(variant, lr, seed, *, steps, out, runs_dir, n_val=200, n_test=200, k
     start, tok = load_policy("tiny", "cpu", seed=seed)
     end, _ = load_policy(str(run_dir / "checkpoint"), "cpu")
     for name, problems in (("validation", val), ("test", test)):
-        result[name] = dict(start=evaluate_model(start, tok, problems, k), end=evaluate_model(end, tok, problems, k))
+        result[name] = dict(start=evaluate_model(start, tok, problems, k),
+                            end=evaluate_model(end, tok, problems, k))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result))
     return result
@@ -118,8 +119,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")
     i, n = map(int, args.shard.split("/"))
-    todo = jobs(args.stage, load_results(args.out), args.variants.split(","),
-                [float(x) for x in args.lrs.split(",")], [int(s) for s in args.seeds.split(",")], args.lr_from)
+    lrs, seeds = [float(x) for x in args.lrs.split(",")], [int(s) for s in args.seeds.split(",")]
+    todo = jobs(args.stage, load_results(args.out), args.variants.split(","), lrs, seeds, args.lr_from)
     for variant, lr, seed in todo[i::n]:
         r = run_one(variant, lr, seed, steps=args.steps, out=args.out, runs_dir=args.runs_dir,
                     n_val=args.n_val, n_test=args.n_test, k=args.k)

@@ -9,7 +9,8 @@ STEP = re.compile(r"^(\d+)([+-])(\d+)=(\d+)$")
 def steps_of(solution):
     *lines, boxed = solution.split("\n")
     steps = [STEP.match(s).groups() for s in lines]
-    return [(int(a), op, int(b), int(c)) for a, op, b, c in steps], int(re.fullmatch(r"\\boxed\{(\d+)\}", boxed)[1])
+    answer = int(re.fullmatch(r"\\boxed\{(\d+)\}", boxed)[1])
+    return [(int(a), op, int(b), int(c)) for a, op, b, c in steps], answer
 
 
 def test_free_solutions_are_correct_permutations_inside_the_range():
@@ -46,11 +47,23 @@ def test_three_splits_never_overlap():
 
 
 def test_token_classes_of_a_solution():
-    pieces = ["1", "7", "-", "8", "=", "9", "\n", "9", "+", "2", "5", "=", "3", "4", "\n", "\\boxed", "{", "3",
-              "4", "}", "<|im_end|>"]
+    pieces = ["1", "7", "-", "8", "=", "9", "\n", "9", "+", "2", "5", "=", "3", "4", "\n",
+              "\\boxed", "{", "3", "4", "}", "<|im_end|>"]
     assert ar.token_classes(pieces) == [
         "running value", "running value", "operator", "operand", "=", "result digit", "newline",
         "running value", "operator", "operand", "operand", "=", "result digit", "result digit", "newline",
         "\\boxed{ }", "\\boxed{ }", "boxed answer digit", "boxed answer digit", "\\boxed{ }", "<|im_end|>"]
     assert ar.token_classes(["x", "=", "+"]) == ["other", "other", "other"]
     assert set(ar.token_classes(pieces)) <= set(ar.CLASSES)
+
+
+def test_first_mistake_names_the_first_wrong_step():
+    p = "Compute 17+25-8."
+    assert ar.first_mistake(p, "17-8=9\n9+25=34\n\\boxed{34}") is None
+    assert ar.first_mistake(p, "17-8=9\n9+25=33\n\\boxed{33}") == "result digit"
+    assert ar.first_mistake(p, "17-9=8\n8+25=33\n\\boxed{33}") == "operand"
+    assert ar.first_mistake(p, "17-8=9\n\\boxed{9}") == "missing term"
+    assert ar.first_mistake(p, "17-8=9\n8+25=33\n\\boxed{33}") == "running value"
+    assert ar.first_mistake(p, "17-8=9\n9+25=34\n\\boxed{35}") == "boxed answer digit"
+    assert ar.first_mistake("Compute 5-3+1.", "5-3=2\n2-1=1\n\\boxed{1}") == "operand"  # -1 is no term
+    assert ar.first_mistake(p, "") == ar.first_mistake(p, "17-8=9\nhello") == "other"

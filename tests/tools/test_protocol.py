@@ -15,11 +15,13 @@ def test_lr_is_chosen_on_validation_of_seed_0_only():
 
 
 def test_jobs_of_each_stage():
-    assert protocol.jobs("sweep", [], ["top 20%"], lrs=(1e-4, 3e-4)) == [("top 20%", 1e-4, 0), ("top 20%", 3e-4, 0)]
+    sweep = protocol.jobs("sweep", [], ["top 20%"], lrs=(1e-4, 3e-4))
+    assert sweep == [("top 20%", 1e-4, 0), ("top 20%", 3e-4, 0)]
     results = [fake("top 20%", 3e-4, 0, [4, 4])]
     assert protocol.jobs("seeds", results, ["top 20%", "all tokens"], seeds=(1, 2)) == [
         ("top 20%", 3e-4, 1), ("top 20%", 3e-4, 2)]  # no sweep result yet for all tokens: nothing to run
-    assert protocol.jobs("seeds", results, ["top 10%"], seeds=(0,), lr_from="top 20%") == [("top 10%", 3e-4, 0)]
+    rho = protocol.jobs("seeds", results, ["top 10%"], seeds=(0,), lr_from="top 20%")
+    assert rho == [("top 10%", 3e-4, 0)]
     assert protocol.slug("top 20%", 3e-4, 1) == "top20_lr0.0003_s1"
 
 
