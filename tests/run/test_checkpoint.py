@@ -122,8 +122,8 @@ def test_non_finite_weights_are_never_saved(tmp_path):
 
 # ---------------------------------------------------------------- a real run, killed at every stage of a save
 FAST = ["--eval-n", "2", "--eval-k", "1", "--prompts-per-step", "8", "--mini-batch-prompts", "4", "--group-size",
-        "4", "--max-new-tokens", "40", "--eval-every", "0", "--save-every", "2"]
-# the child trains 4 steps and kills itself (SIGKILL) at stage STAGE of the step-4 save
+        "4", "--max-new-tokens", "40", "--eval-every", "0", "--save-every", "1"]
+# the child trains 2 steps and kills itself (SIGKILL) at stage STAGE of the step-2 save
 CHILD = """
 import os, signal, sys
 import nano_forkrl.run.checkpoint as ck
@@ -135,7 +135,7 @@ def die_at(name):
         os.kill(os.getpid(), signal.SIGKILL)
 
 def save_and_arm(*args):
-    if args[5] == 4:  # the step: the second save, with a previous checkpoint to replace
+    if args[5] == 2:  # the step: the second save, with a previous checkpoint to replace
         ck.stage = die_at
     save(*args)
 
@@ -148,11 +148,11 @@ STAGES = ["start", "model", "tokenizer", "state-written", "complete", "renamed-o
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """Parameters after 6 uninterrupted steps."""
+    """Parameters after 3 uninterrupted steps."""
     from nano_forkrl.run.config import parse_args
     from nano_forkrl.train import train
     out = tmp_path_factory.mktemp("reference")
-    train(parse_args(FAST + ["--steps", "6", "--out-dir", str(out)]))
+    train(parse_args(FAST + ["--steps", "3", "--out-dir", str(out)]))
     return _params(out / "checkpoint")
 
 
@@ -170,13 +170,13 @@ def test_a_run_killed_at_any_stage_of_a_save_resumes_to_the_end(tmp_path, stage,
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # same threads: same floating point
     root = Path(__file__).resolve().parents[2]
-    child = subprocess.run([sys.executable, "-c", CHILD, stage, *FAST, "--steps", "4", "--out-dir", str(out)],
+    child = subprocess.run([sys.executable, "-c", CHILD, stage, *FAST, "--steps", "2", "--out-dir", str(out)],
                            cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
-    train(parse_args(FAST + ["--steps", "6", "--out-dir", str(out), "--resume"]))
+    train(parse_args(FAST + ["--steps", "3", "--out-dir", str(out), "--resume"]))
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint"]
-    assert torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=False)["step"] == 6
+    assert torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=False)["step"] == 3
     got = _params(out / "checkpoint")
     assert all(torch.equal(got[k], reference[k]) for k in reference)  # as if it had never been killed
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [s for s in steps if s > 0] == sorted(s for s in steps if s > 0) and steps.count(6) == 2  # step + eval
+    assert [s for s in steps if s > 0] == sorted(s for s in steps if s > 0) and steps.count(3) == 2  # step + eval
