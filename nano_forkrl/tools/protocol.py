@@ -84,11 +84,12 @@ def load_results(out):
     return [json.loads(p.read_text()) for p in sorted(Path(out).glob("*_lr*_s*.json"))]
 
 
-def chosen_lr(results, variant):
-    """The lr of `variant` with the best mean validation avg@k at the end over its seed-0 sweep runs."""
+def chosen_lr(results, variant, lrs=LRS):
+    """The lr in `lrs` (the sweep) with the best validation avg@k of `variant` at the end, seed 0; runs at any
+    other lr (e.g. a later check) never change the choice."""
     from nano_forkrl.tools.uncertainty import problem_se
 
-    rows = [r for r in results if r["variant"] == variant and r["seed"] == 0]
+    rows = [r for r in results if r["variant"] == variant and r["seed"] == 0 and r["lr"] in lrs]
     if not rows:
         return None
     return max(rows, key=lambda r: (problem_se(r["validation"]["end"], r["k"])[0], -r["lr"]))["lr"]

@@ -10,6 +10,8 @@ def test_lr_is_chosen_on_validation_of_seed_0_only():
                fake("top 20%", 1e-3, 0, [0, 0]), fake("top 20%", 1e-4, 1, [4, 4])]
     assert protocol.chosen_lr(results, "top 20%") == 3e-4
     assert protocol.chosen_lr(results, "bottom 80%") is None
+    late = results + [fake("top 20%", 3e-5, 0, [4, 4])]  # a check outside the sweep never changes the choice
+    assert protocol.chosen_lr(late, "top 20%") == 3e-4 and protocol.chosen_lr(late, "top 20%", (3e-5,)) == 3e-5
     tie = [fake("all tokens", 1e-3, 0, [2, 2]), fake("all tokens", 1e-4, 0, [2, 2])]
     assert protocol.chosen_lr(tie, "all tokens") == 1e-4  # a tie goes to the smaller lr
 
