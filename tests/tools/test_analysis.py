@@ -146,7 +146,7 @@ def test_bucket_sampler_pick_uses_each_rows_temperature(model, tok):
 
 def test_sweep_one_row_per_pair_and_matches_plain_sampling(model, tok, monkeypatch):
     # a random model never answers right, so score a checkable property of the text instead
-    monkeypatch.setattr(evaluate_mod, "reward", lambda text, gold: float(len(text) % 2 == 0))
+    monkeypatch.setattr(evaluate_mod, "reward", lambda text, gold, **kw: float(len(text) % 2 == 0))
     problems = tiny_problems("test", 3)
     pairs = [(0.8, 0.8), (0.0, 0.0), (2.0, 0.0), (0.0, 1.0)]
     rows = bucket_temperature_sweep(model, tok, problems, threshold=5.656, pairs=pairs, k=3, template="plain",
