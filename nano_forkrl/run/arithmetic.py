@@ -116,10 +116,10 @@ def token_classes(pieces):
 
 
 def first_mistake(problem, text):
-    """Where a response first goes wrong: "running value" (not the value of the line above), "operand" (a term
-    that is not left: a wrong decision), "result digit" (wrong arithmetic, or a value out of [0, 99]), "missing
-    term" (boxed before every term was used), "boxed answer digit" (the box differs from the last value),
-    "other" (not the solution format); None for a correct solution."""
+    """Where a response first goes wrong: "running value" (not the value of the line above), "operand" (a
+    term that is not left: a wrong decision), "result digit" (wrong arithmetic, or a value out of [0, 99]),
+    "missing term" (boxed before every term was used), "boxed answer digit" (the box differs from the last
+    value), "other" (not the solution format); None for a correct solution."""
     value, steps = parse_problem(problem)
     left = [b if op == "+" else -b for op, b in steps]
     *lines, last = text.split("\n") if text else [""]

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from nano_forkrl.run import arithmetic
-from nano_forkrl.run.arithmetic import make_problem, parse_problem, solution, split_of  # noqa: F401 (re-exported)
+# parse_problem is re-exported for callers of tiny.py
+from nano_forkrl.run.arithmetic import make_problem, parse_problem, solution, split_of  # noqa: F401
 
 VERSION = 2  # bump to invalidate every cache folder when the task or the training changes
 PAD, EOS = "<|endoftext|>", "<|im_end|>"  # Qwen's names; ids 0 and 1 here
