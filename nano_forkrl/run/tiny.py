@@ -9,7 +9,7 @@ al. 2025). The warm start minimises  -sum_t log pi(y_t | x, y_<t)  over correct 
 before the small model has learnt the task: its mistakes are whatever it has not learnt yet, not errors we
 injected at a chosen token class. Its uncertainty has two sources: the free choice of the next term (the
 demonstrations pick uniformly among valid ones, so every such choice is right) and the computation it has not
-mastered. Where the high-entropy tokens fall is then measured (tutorials/10), not built in.
+mastered. Where the high-entropy tokens fall is then measured (tutorials/09), not built in.
 CPU and CUDA: device-agnostic; the cache is an ordinary Hugging Face folder that loads on any device.
 """
 import hashlib
@@ -131,7 +131,7 @@ def load_tiny(cache_dir=None, *, force=False, seed=0, **warm):
     root = Path(cache_dir or os.environ.get("NANO_FORKRL_CACHE") or Path.home() / ".cache" / "nano_forkrl")
     folder = root / f"tiny-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if force or not folder.is_dir():
-        print(f"nano_forkrl.run.tiny: warm start (about a minute on 2 CPU cores, once) -> {folder}",
+        print(f"nano_forkrl.run.tiny: warm start (once, then cached) -> {folder}",
               flush=True)
         tokenizer = build_tiny_tokenizer()
         torch.manual_seed(seed)
