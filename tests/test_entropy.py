@@ -213,14 +213,20 @@ MEMORY_SCRIPT = textwrap.dedent("""
     sys.path[:0] = [{root!r}, {tests!r}]
     from conftest import make_tiny_qwen3
     from nano_forkrl.entropy import token_logprobs_and_entropy
+
+    def peak():  # this process's high-water mark: Linux keeps ru_maxrss across fork+exec (the parent's would
+        try:     # show), so read VmHWM, which exec resets; ru_maxrss elsewhere
+            return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+        except (OSError, StopIteration):
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
     model = make_tiny_qwen3(vocab_size=151936, hidden_size=16, layers=1)
     ids = torch.randint(0, 151936, (1, 4096))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak()
     lp, h = token_logprobs_and_entropy(model, ids, chunk_size=256)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    after = peak()
     assert torch.isfinite(lp).all() and torch.isfinite(h).all()
-    print((after - before) * unit, after * unit)
+    print(after - before, after)
 """)
 
 

@@ -23,8 +23,9 @@ Choices:
   refuses more than 1,024 ids in either list, and Qwen3 would need 151,669 allowed ids but only 267 biased ones.
 - Log-probs are vLLM's default `raw_logprobs`: of the model's distribution before temperature and bias, i.e. the
   teacher-forced log-probs of `entropy.py` at temperature 1 (tests compare them). Training recomputes its own.
-- vLLM's CPU worker sets torch to one thread and replaces `torch.set_num_threads` with a no-op (good for a
-  serving process, bad for the trainer that shares it): both are put back after the engine starts.
+- vLLM's CPU worker sets torch to one thread and replaces `torch.set_num_threads` with a no-op, and its start-up
+  exports variables such as LD_PRELOAD and LOCAL_WORLD_SIZE (good for a serving process, bad for the trainer that
+  shares it and the processes it starts later): all of it is put back after the engine starts.
 """
 import os
 import tempfile
@@ -82,7 +83,7 @@ class VLLMSampler(Sampler):
             model.config.architectures = [type(model).__name__]
         model.config.save_pretrained(self._tmp.name)
         tokenizer.save_pretrained(self._tmp.name)
-        threads, set_threads = torch.get_num_threads(), torch.set_num_threads
+        threads, set_threads, environ = torch.get_num_threads(), torch.set_num_threads, dict(os.environ)
         self.llm = vllm.LLM(model=self._tmp.name, dtype="bfloat16" if on_cuda else "float32", load_format="dummy",
                             seed=seed, gpu_memory_utilization=gpu_memory_utilization,
                             enforce_eager=(not on_cuda) if enforce_eager is None else enforce_eager,
@@ -90,6 +91,8 @@ class VLLMSampler(Sampler):
                             enable_prefix_caching=True)
         torch.set_num_threads = set_threads  # undo the CPU worker's no-op replacement, then its 1-thread setting
         torch.set_num_threads(threads)
+        os.environ.clear()  # and the variables its start-up exports (LD_PRELOAD, LOCAL_WORLD_SIZE, ...), which
+        os.environ.update(environ)  # every later subprocess of the trainer would inherit
         self.sampling_mask = unused_id_mask(self.vocab_limit, model.config.vocab_size)
         self.load_weights(model)  # the engine's copy now equals the policy (rounded to bf16 on CUDA)
 

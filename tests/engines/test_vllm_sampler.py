@@ -158,3 +158,15 @@ def test_training_steps_with_vllm_rollouts_resume_exactly(tmp_path):
     assert steps[0]["entropy_mean"] != steps[1]["entropy_mean"]  # a new seed per call: new samples
     a, b = _weights(tmp_path / "a" / "checkpoint"), _weights(tmp_path / "b" / "checkpoint")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_engine_leaves_the_process_environment_and_threads_as_they_were(engine):
+    """vLLM's start-up exports LD_PRELOAD, LOCAL_WORLD_SIZE, ... and sets torch to one thread; later subprocesses
+    of the trainer (and the trainer itself) must not inherit that. The module's engine has started by now."""
+    import os
+
+    assert "LD_PRELOAD" not in os.environ and "LOCAL_WORLD_SIZE" not in os.environ
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, before - 1) if before > 1 else 2)
+    assert torch.get_num_threads() != before  # set_num_threads works again (vLLM's worker makes it a no-op)
+    torch.set_num_threads(before)
