@@ -125,7 +125,7 @@ def train(cfg):
     problems, n_long = drop_long(problems, cfg.template, tokenizer, limit)
     check_lengths(held_out, cfg.template, tokenizer, limit, what=f"held-out set {cfg.eval_data!r}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    guard = GuardedOptimizer(optimizer)  # what train_step steps: undoes a step that breaks the weights
+    guard = GuardedOptimizer(optimizer, enabled=cfg.step_guard)  # what train_step steps (run/guard.py)
     sampler = make_sampler(cfg.sampler, engine, tokenizer, max_new_tokens=cfg.max_new_tokens, top_p=cfg.top_p,
                            seed=cfg.seed if ranks is None else ranks.seed(cfg.seed),  # torchrun: one per rank
                            temperature=cfg.temperature, gpu_memory_utilization=cfg.vllm_gpu_memory)

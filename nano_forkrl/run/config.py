@@ -87,6 +87,8 @@ class Config:
     max_grad_norm: float = knob(1.0, "gradient clipping by global norm (0 = off)")
     chunk_size: int = knob(1024, "tokens per output-head chunk when computing log-probs and entropy")
     grad_ckpt: bool = knob(False, "recompute decoder layers in backward (long sequences on a GPU)")
+    step_guard: bool = knob(True, "undo an optimizer step that leaves non-finite weights or moves them by more than "
+                                  "half their norm (costs one copy of the weights and optimizer state)")
     # run
     seed: int = knob(0, "seed of every random stream (run/seeds.py)")
     device: str = knob("auto", "auto (CUDA when available), cpu, cuda or cuda:N")

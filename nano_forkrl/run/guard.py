@@ -31,8 +31,8 @@ def _norm(t):
 class GuardedOptimizer:
     """An optimizer wrapper with `step`, `zero_grad`, `state_dict`, `load_state_dict` and `param_groups`."""
 
-    def __init__(self, optimizer, max_update_ratio=MAX_UPDATE_RATIO):
-        self.optimizer, self.max_update_ratio = optimizer, max_update_ratio
+    def __init__(self, optimizer, max_update_ratio=MAX_UPDATE_RATIO, enabled=True):
+        self.optimizer, self.max_update_ratio, self.enabled = optimizer, max_update_ratio, enabled
         self.rejected, self.last_reason, self._copies = 0, None, {}
 
     @property
@@ -105,6 +105,9 @@ class GuardedOptimizer:
         return None
 
     def step(self):
+        if not self.enabled:  # --no-step-guard: no copy kept (checkpoints still refuse non-finite weights)
+            self.optimizer.step()
+            return
         present, scalars = self._snapshot()
         self.optimizer.step()
         reason = self._check()

@@ -93,3 +93,15 @@ def test_a_run_whose_steps_keep_failing_stops_with_a_message():
             failed = check_step(dict(skipped), Counted(0), step, failed, "out")
     no_data = {"skipped": True}  # every group had equal rewards: no update, not a failure
     assert check_step(no_data, Counted(0), 1, 2, "out") == 0 and no_data["updates_rejected"] == 0
+
+
+def test_switched_off_it_keeps_no_copy_and_undoes_nothing():
+    """--no-step-guard for models whose extra copy of weights and optimizer state does not fit."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e30)
+    guard = GuardedOptimizer(opt, enabled=False)
+    _backward(model)
+    guard.step()
+    assert guard._copies == {} and guard.rejected == 0
+    assert max(float(p.abs().max()) for p in model.parameters()) > 1e20  # the wild step was kept
