@@ -81,10 +81,10 @@ class VLLMSampler(Sampler):
         self.source_dir = self._tmp.name
         if not model.config.architectures:  # a model built from a config in code has none; vLLM picks by it
             model.config.architectures = [type(model).__name__]
-        model.config.save_pretrained(self._tmp.name)
-        tokenizer.save_pretrained(self._tmp.name)
+        model.config.save_pretrained(self.source_dir)
+        tokenizer.save_pretrained(self.source_dir)
         threads, set_threads, environ = torch.get_num_threads(), torch.set_num_threads, dict(os.environ)
-        self.llm = vllm.LLM(model=self._tmp.name, dtype="bfloat16" if on_cuda else "float32", load_format="dummy",
+        self.llm = vllm.LLM(model=self.source_dir, dtype="bfloat16" if on_cuda else "float32", load_format="dummy",
                             seed=seed, gpu_memory_utilization=gpu_memory_utilization,
                             enforce_eager=(not on_cuda) if enforce_eager is None else enforce_eager,
                             max_model_len=max_model_len or min(model.config.max_position_embeddings, 32768),

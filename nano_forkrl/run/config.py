@@ -116,7 +116,6 @@ PRESETS = {
     "qwen3-4b": _qwen3("Qwen3-4B", 8192, 2048),
     "qwen3-8b": _qwen3("Qwen3-8B", 8192, 2048),
 }
-CHOICES = {f.name: f.metadata["choices"] for f in fields(Config) if f.metadata["choices"]}
 
 
 def parse_args(argv=None):

@@ -318,17 +318,6 @@ def test_qwen_chat_templates_with_real_tokenizer(qwen3_tokenizer):
 
 # ---------------------------------------------------------------- token batches
 
-def tiny_tokenizer(pad=True):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    words = ["<pad>", "<eos>", "what", "is", "2", "+", "?", "it", "4", "."]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<eos>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    kwargs = {"pad_token": "<pad>"} if pad else {}
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", **kwargs)
-
-
 def test_collate_rollouts_by_hand():
     out = collate_rollouts([[5, 6], [7]], [[8, 9, 10], [11, 12]], pad_id=0)
     # full: [5,6 | 8,9,10] and [7 | 11,12] + [0,0]
