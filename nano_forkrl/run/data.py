@@ -2,7 +2,13 @@
 
 1. `load_problems` reads math problems from a vendored eval set, a JSONL or parquet file, a folder of shards or a
    Hugging Face dataset, and maps every known layout to {"id", "problem", "answer"} (answers are strings). A
-   malformed row raises `DataError` naming the file and line; nothing is dropped silently.
+   malformed row raises `DataError` naming the file and line; nothing is dropped silently. So does a row that
+   cannot be judged: a problem with nothing visible (only whitespace, zero-width or control characters), an
+   answer the verifier normalises to nothing (\\boxed{}) or that is longer than it judges (verify.MAX_CHARS),
+   and a number that is not the one written: NaN, infinities, true/false, a float whose integer is not the number
+   it prints as (1e30 holds 1000000000000000019884624838656), a JSON number no float holds as written
+   (sources.InexactNumber: 1e400, 2.0000000000000001). An int is kept exactly; a float becomes the decimal
+   Python prints for it (27.0 -> "27", 0.5 -> "0.5").
 2. `format_prompt` wraps a problem in one of the prompt `TEMPLATES`.
 3. `collate_rollouts` builds the training batch (CS336's `tokenize_prompt_and_output`: `nano_forkrl.cs336`). Each
    sequence x = prompt + response is right-padded with the pad id to the batch max length L, then
@@ -13,15 +19,19 @@
    response_mask is True, so prompt and padding tokens get no gradient. Tensors are built on the CPU (int64 ids,
    bool masks); the loop moves them with `.to(device)`, and nothing else differs on CUDA.
 """
+import math
 import re
+from decimal import Decimal
 from itertools import islice
 
 import torch
 
 from nano_forkrl.run.errors import DataError
 # EVALSETS_DIR and VENDORED stay importable from here: callers name the vendored sets through this module
-from nano_forkrl.run.sources import EVALSETS_DIR, VENDORED, rows as _rows
+from nano_forkrl.run.sources import EVALSETS_DIR, VENDORED, InexactNumber, rows as _rows
 from nano_forkrl.verifier.extract import boxed_answer
+from nano_forkrl.verifier.latex import normalize
+from nano_forkrl.verify import MAX_CHARS
 
 _DAPO_WRAPPER = re.compile(r"\ASolve the following math problem.*?\n\n|\n\nRemember to put your answer.*\Z", re.S)
 
@@ -70,17 +80,12 @@ def _to_problem(row, where, fallback_id):
         answer = boxed_answer(row["solution"])
     elif isinstance(answer, str) and "####" in answer:  # GSM8K raw: "... #### 1,080" -> "1080"
         answer = answer.rsplit("####", 1)[1].replace(",", "")
-    if isinstance(answer, float) and answer.is_integer():  # 27.0 -> "27", as AIME/AMC answers are written
-        answer = int(answer)
     if answer is None:
         raise DataError(f"{where}: missing answer (need 'answer', 'reward_model.ground_truth' or a 'solution' "
                         f"with \\boxed{{}})")
-    if not isinstance(answer, (str, int, float)):
-        raise DataError(f"{where}: answer must be a string or a number, got {type(answer).__name__}")
-    problem, answer = problem.strip(), str(answer).strip()
-    for field, value in (("problem", problem), ("answer", answer)):
-        if not value:
-            raise DataError(f"{where}: empty {field}")
+    problem, answer = problem.strip(), _answer_text(answer, where)
+    if not _visible(problem):
+        raise DataError(f"{where}: empty problem")
     extra = row["extra_info"] if isinstance(row.get("extra_info"), dict) else {}
     row_id = _first({**extra, **row}, "id", "idx", "unique_id", "index")  # DAPO keeps it in extra_info.index
     return {"id": str(fallback_id if row_id is None else row_id), "problem": problem, "answer": answer}
@@ -88,6 +93,44 @@ def _to_problem(row, where, fallback_id):
 
 def _first(row, *keys):
     return next((row[k] for k in keys if row.get(k) is not None), None)
+
+
+def _answer_text(answer, where):
+    """The gold answer as a string, or DataError when no response could be judged against it."""
+    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
+        raise DataError(f"{where}: answer must be a string or a number, got {type(answer).__name__}")
+    numeric = not isinstance(answer, str) or isinstance(answer, InexactNumber)
+    text = (_number_text(answer, where) if numeric else answer).strip()
+    if not text:
+        raise DataError(f"{where}: empty answer")
+    if len(text) > MAX_CHARS:  # the verifier calls any longer string "not equal", even to itself
+        raise DataError(f"{where}: answer is {len(text)} characters long; the verifier judges at most {MAX_CHARS}")
+    if not _visible(normalize(text)):  # the verifier's rule for what an answer is; it would equal nothing
+        raise DataError(f"{where}: empty answer ({text!r} normalises to nothing)")
+    return text
+
+
+def _number_text(x, where):
+    """A numeric answer as the decimal written: an int exactly, a float as Python prints it (27.0 -> "27")."""
+    if isinstance(x, InexactNumber):
+        raise DataError(f"{where}: answer {x} cannot be held by a float as written (it would read as "
+                        f"{float(x)!r}); write it as a string")
+    if isinstance(x, int):
+        return str(x)
+    if not math.isfinite(x):
+        raise DataError(f"{where}: answer {x!r} is not a finite number")
+    if not x.is_integer():
+        return repr(x)
+    text = str(int(x))
+    if Decimal(text) != Decimal(repr(x)):  # past 2^53 a float holds a nearby integer, not the one written
+        raise DataError(f"{where}: answer {x!r} is not exactly the integer a float holds ({text}); write it "
+                        "as a string or an integer")
+    return text
+
+
+def _visible(text):
+    """Whether text shows anything: not only whitespace and zero-width, format or control characters."""
+    return any(c.isprintable() and not c.isspace() for c in text)
 
 
 # Prompt templates. "{problem}" is replaced literally (str.replace, so braces such as \boxed{} are safe).

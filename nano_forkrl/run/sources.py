@@ -4,8 +4,13 @@
 messages name. Every failure to read a source is a `DataError` that names the file (and line, for JSONL):
 a missing source, a non-UTF-8 line, bad JSON, an unreadable parquet file, an unreachable hub dataset.
 `data.load_problems` maps the rows to problems.
+
+A JSON number with a fraction or an exponent is read as a float only when the float is the number written (its
+shortest decimal reads back as that number); otherwise it stays its text, an `InexactNumber`, so that a gold answer
+such as 1e400 (inf as a float) or 2.0000000000000001 (2.0) is refused instead of silently rounded.
 """
 import json
+from decimal import Decimal
 from itertools import chain
 from pathlib import Path
 
@@ -14,6 +19,15 @@ from nano_forkrl.run.errors import DataError
 EVALSETS_DIR = Path(__file__).parent / "evalsets"
 # byte copies of public evaluation sets, see evalsets/PROVENANCE.md
 VENDORED = ("aime24", "aime25", "amc23", "math500", "gsm8k")
+
+
+class InexactNumber(str):
+    """The text of a JSON number that no float holds as written (see the module docstring)."""
+
+
+def _json_float(text):
+    value = float(text)
+    return value if Decimal(repr(value)) == Decimal(text) else InexactNumber(text)
 
 
 def rows(source, split):
@@ -46,9 +60,11 @@ def _jsonl_rows(path):
                 raise DataError(f"{where}: not UTF-8 text (byte {e.start + 1} of the line)") from None
             if line.strip():  # a blank line (e.g. a trailing one) holds no row
                 try:
-                    row = json.loads(line)
+                    row = json.loads(line, parse_float=_json_float)
                 except json.JSONDecodeError as e:
                     raise DataError(f"{path} line {lineno}: bad JSON ({e.msg}, column {e.colno})") from None
+                except (ValueError, RecursionError) as e:  # an integer of over 4,300 digits, nesting too deep
+                    raise DataError(f"{path} line {lineno}: bad JSON ({type(e).__name__}: {e})") from None
                 yield row, f"{path} line {lineno}", f"{path.stem}-{lineno}"
 
 

@@ -196,6 +196,87 @@ def test_malformed_row_names_file_and_line(tmp_path, bad_row, message):
     assert isinstance(err.value, ValueError)
 
 
+# ---------------------------------------------------------------- rows that cannot be judged
+
+ZW = "\u200b"  # zero-width space: invisible, and not whitespace to str.strip()
+
+
+@pytest.mark.parametrize("bad_row, message", [
+    ('{"problem": "p", "answer": NaN}', "answer nan is not a finite number"),
+    ('{"problem": "p", "answer": Infinity}', "answer inf is not a finite number"),
+    ('{"problem": "p", "answer": -Infinity}', "answer -inf is not a finite number"),
+    ('{"problem": "p", "reward_model": {"ground_truth": NaN}}', "answer nan is not a finite number"),
+    ('{"problem": "p", "answer": true}', "answer must be a string or a number, got bool"),
+    ('{"problem": "p", "answer": false}', "answer must be a string or a number, got bool"),
+    ('{"problem": "p", "answer": 1e30}', "answer 1e+30 is not exactly the integer a float holds "
+                                          "(1000000000000000019884624838656)"),
+    ('{"problem": "p", "answer": 1e400}', "answer 1e400 cannot be held by a float as written (it would read as inf)"),
+    ('{"problem": "p", "answer": 2.0000000000000001}', "answer 2.0000000000000001 cannot be held by a float"),
+    ('{"problem": "p", "answer": 0.1000000000000000001}', "answer 0.1000000000000000001 cannot be held"),
+    ({"problem": "p", "answer": "\\boxed{}"}, "empty answer ('\\\\boxed{}' normalises to nothing)"),
+    ({"problem": "p", "answer": "\\boxed{ }"}, "empty answer"),
+    ({"problem": "p", "answer": "$\\text{}$"}, "empty answer"),
+    ({"problem": "p", "answer": ZW}, "empty answer"),
+    ({"problem": "p", "answer": f" {ZW}\ufeff\u2060 "}, "empty answer"),
+    ({"problem": "p", "answer": "\\(\\)"}, "empty answer"),
+    ({"problem": "p", "reward_model": {"ground_truth": "\\boxed{}"}}, "empty answer"),
+    ({"problem": "p", "solution": f"So $\\boxed{{{ZW}}}$."}, "empty answer"),  # MATH layout
+    ({"problem": "p", "solution": "So $\\boxed{\\text{}}$."}, "empty answer"),
+    ({"problem": "p", "answer": "1" * 1001}, "answer is 1001 characters long"),
+    ({"problem": ZW, "answer": "1"}, "empty problem"),
+    ({"problem": f" {ZW}\n\u200c\u200d\ufeff\t", "answer": "1"}, "empty problem"),
+    ({"question": "\x00", "answer": "1"}, "empty problem"),
+    ({"prompt": [{"role": "user", "content": ZW}], "reward_model": {"ground_truth": "1"}}, "empty problem"),
+])
+def test_a_row_that_cannot_be_judged_names_file_and_line(tmp_path, bad_row, message):
+    f = write_jsonl(tmp_path / "broken.jsonl", [{"problem": "ok", "answer": "1"}, bad_row])
+    with pytest.raises(DataError) as err:
+        load_problems(f)
+    assert "broken.jsonl line 2: " in str(err.value) and message in str(err.value)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("42", "42"), ("-7", "-7"), ("123456789012345678901234567890", "123456789012345678901234567890"),  # exact
+    ("27.0", "27"), ("-0.0", "0"), ("1E5", "100000"), ("1e16", "10000000000000000"),  # integers a float holds
+    ("9007199254740992.0", "9007199254740992"),  # 2^53
+    ("0.5", "0.5"), ("0.1", "0.1"), ("2.75", "2.75"), ("-1.25", "-1.25"), ("0.10", "0.1"),
+    ("1.5e-7", "1.5e-07"),  # the decimal Python prints, which reads back as the number written
+])
+def test_a_number_answer_becomes_the_decimal_it_was_written_as(tmp_path, value, expected):
+    f = write_jsonl(tmp_path / "n.jsonl", [f'{{"problem": "p", "answer": {value}}}'])
+    assert load_problems(f)[0]["answer"] == expected
+
+
+def test_answers_and_problems_that_only_look_odd_are_kept(tmp_path):
+    rows = [{"problem": f"{ZW}What is 1+1?", "answer": "0"},  # visible text around the invisible one
+            {"problem": "p", "answer": "\\boxed{0}"}, {"problem": "p", "answer": "\\emptyset"},
+            {"problem": "p", "answer": "1" * 1000}, {"problem": "p", "answer": "nan"}]  # a string is as written
+    assert [p["answer"] for p in load_problems(write_jsonl(tmp_path / "ok.jsonl", rows))] == [
+        "0", "\\boxed{0}", "\\emptyset", "1" * 1000, "nan"]
+
+
+@pytest.mark.parametrize("answers, message", [
+    ([1.0, float("nan")], "bad.parquet row 2: answer nan is not a finite number"),
+    ([1.0, float("inf")], "bad.parquet row 2: answer inf is not a finite number"),
+    ([True, False], "bad.parquet row 1: answer must be a string or a number, got bool"),
+    ([1.0, 2.0**60], "bad.parquet row 2: answer 1.152921504606847e+18 is not exactly the integer"),
+    (["1", "\\boxed{}"], "bad.parquet row 2: empty answer"),
+    (["1", ZW], "bad.parquet row 2: empty answer"),
+])
+def test_a_parquet_row_that_cannot_be_judged_names_file_and_row(tmp_path, answers, message):
+    f = write_parquet(tmp_path / "bad.parquet", [{"problem": "p", "answer": a} for a in answers])
+    with pytest.raises(DataError, match=message.replace(".", r"\.").replace("+", r"\+")):
+        load_problems(f)
+
+
+def test_a_parquet_float_answer_keeps_its_value(tmp_path):
+    f = write_parquet(tmp_path / "f.parquet", [{"problem": "p", "answer": a} for a in (27.0, 0.5, 0.1, 1e16)])
+    assert [p["answer"] for p in load_problems(f)] == ["27", "0.5", "0.1", "10000000000000000"]
+    f = write_parquet(tmp_path / "zw.parquet", [{"problem": "p", "answer": "1"}, {"problem": ZW, "answer": "2"}])
+    with pytest.raises(DataError, match=r"zw\.parquet row 2: empty problem"):
+        load_problems(f)
+
+
 def test_malformed_parquet_row_names_file_and_row(tmp_path):
     f = write_parquet(tmp_path / "bad.parquet", [{"problem": "ok", "answer": "1"}, {"problem": "ok", "answer": ""}])
     with pytest.raises(DataError, match=r"bad\.parquet row 2: empty answer"):
