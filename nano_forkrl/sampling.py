@@ -57,8 +57,13 @@ def sample_next(logits, temperature=1.0, top_p=1.0, generator=None):
 
 
 def encode_prompts(tokenizer, prompts):
-    """Strings are tokenized as they are (templates already hold any special tokens); id lists pass through."""
-    return [tokenizer.encode(p, add_special_tokens=False) if isinstance(p, str) else list(p) for p in prompts]
+    """Strings are tokenized as they are (templates already hold any special tokens); id lists pass through.
+    ValueError naming its index for an empty prompt: the first token would be sampled from nothing."""
+    ids = [tokenizer.encode(p, add_special_tokens=False) if isinstance(p, str) else list(p) for p in prompts]
+    empty = next((i for i, p in enumerate(ids) if not p), None)
+    if empty is not None:
+        raise ValueError(f"prompt {empty} is empty (no tokens): a prompt needs at least one token")
+    return ids
 
 
 class Sampler:
@@ -82,7 +87,8 @@ class Sampler:
         self.vocab_limit = len(tokenizer)
 
     def generate(self, prompts, n=1, max_new_tokens=None):
-        """prompts: strings or token-id lists. Returns len(prompts) * n Rollouts, group-contiguous."""
+        """prompts: strings or token-id lists (`encode_prompts`: ValueError for an empty one). Returns
+        len(prompts) * n Rollouts, group-contiguous."""
         raise NotImplementedError
 
     def load_weights(self, model):

@@ -2,9 +2,10 @@
 contract's stop ids and EOS cut."""
 from types import SimpleNamespace
 
+import pytest
 import torch
 
-from nano_forkrl.sampling import Sampler, sample_next
+from nano_forkrl.sampling import Sampler, encode_prompts, sample_next
 
 
 def test_sample_next_greedy_and_logprob():
@@ -65,3 +66,18 @@ def test_to_rollout_cuts_at_the_first_eos_and_keeps_it():
     assert r.logprobs == [-0.1, -0.2] and r.text == "4 7"
     r = s.to_rollout(0, [5], [4, 3], [-0.1, -0.2])
     assert r.response_ids == [4, 3] and r.finish_reason == "length"
+
+
+class CharTok(Tok):
+    def encode(self, s, add_special_tokens=False):
+        return [2 + ord(c) % 8 for c in s]
+
+
+def test_encode_prompts_tokenizes_strings_and_passes_id_lists():
+    assert encode_prompts(CharTok(), ["ab", [5, 6], (7,)]) == [[3, 4], [5, 6], [7]]
+
+
+@pytest.mark.parametrize("prompts, index", [(["", "ab"], 0), (["ab", []], 1), ([[4], "a", ()], 2)])
+def test_an_empty_prompt_is_refused_naming_its_index(prompts, index):
+    with pytest.raises(ValueError, match=f"prompt {index} is empty"):
+        encode_prompts(CharTok(), prompts)

@@ -1,4 +1,5 @@
 """Tests for nano_forkrl/engines/torch_sampler.py: TorchSampler's plain HF path (the CUDA path: test_fastdecode.py)."""
+import pytest
 import torch
 from conftest import greedy_rows_equal_up_to_ties, make_tiny_qwen3
 
@@ -43,6 +44,13 @@ def test_greedy_equals_hf_generate_with_left_padding():
         ref = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
                              eos_token_id=1, pad_token_id=0)[0, ids.shape[1]:]
         assert r.response_ids == ref.tolist()
+
+
+@pytest.mark.parametrize("prompts, index", [(["", "hello"], 0), (["hello", []], 1)])
+def test_an_empty_prompt_is_a_value_error_naming_it(prompts, index):
+    s = TorchSampler(make_tiny_qwen3(), CharTok(), max_new_tokens=3, temperature=1.0, fast=False)
+    with pytest.raises(ValueError, match=f"prompt {index} is empty"):
+        s.generate(prompts, n=2)
 
 
 def test_batch_size_does_not_change_results():
