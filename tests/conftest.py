@@ -1,12 +1,12 @@
-"""Shared fixtures: tiny random Qwen3 models (no hub), and the real Qwen3 tokenizer when ../shared is present."""
+"""Shared fixtures: tiny random Qwen3 models (no hub), the real Qwen3 tokenizer (nano_forkrl/qwen3)."""
 import os
 from pathlib import Path
 
 import pytest
 import torch
 
-SHARED_QWEN3 = Path(os.environ.get("NANO_FORKRL_QWEN3_DIR") or  # a copy elsewhere, e.g. on a GPU machine
-                    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "qwen3" / "Qwen3-0.6B")
+SHARED_QWEN3 = Path(os.environ.get("NANO_FORKRL_QWEN3_DIR") or  # another copy; default: the shipped one
+                    Path(__file__).resolve().parents[1] / "nano_forkrl" / "qwen3" / "Qwen3-0.6B")
 
 
 def make_tiny_qwen3(vocab_size=64, hidden_size=32, layers=2, seed=0, tie=True):
@@ -23,7 +23,7 @@ def make_tiny_qwen3(vocab_size=64, hidden_size=32, layers=2, seed=0, tie=True):
 
 
 def vocab_tokenizer():
-    """The real Qwen3 tokenizer (151,669 ids) from ../shared/data when present, else the tiny preset's tokenizer:
+    """The real Qwen3 tokenizer (151,669 ids) from SHARED_QWEN3 when present, else the tiny preset's tokenizer:
     tests that need a tokenizer beside a Qwen3-sized embedding run either way."""
     from transformers import AutoTokenizer
 
@@ -55,9 +55,9 @@ def tiny_model():
 
 @pytest.fixture
 def qwen3_tokenizer():
-    """The real Qwen3 tokenizer from ../shared/data (not shipped with the project): skipped when absent."""
+    """The real Qwen3 tokenizer (shipped in nano_forkrl/qwen3, or NANO_FORKRL_QWEN3_DIR)."""
     if not (SHARED_QWEN3 / "vocab.json").exists():
-        pytest.skip(f"real Qwen3 tokenizer not found at {SHARED_QWEN3} (only present in the dev workplace)")
+        pytest.skip(f"real Qwen3 tokenizer not found at {SHARED_QWEN3} (NANO_FORKRL_QWEN3_DIR)")
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(SHARED_QWEN3))

@@ -7,8 +7,9 @@ Shared by `train`, `evaluate`, `analysis` and `bench` so that all four load a mo
 - Anything else goes to `AutoModelForCausalLM.from_pretrained(name_or_path)`: a hub name such as
   `Qwen/Qwen3-0.6B-Base` (needs network or a warm HF cache) or a local folder written by `save_pretrained`
   (our checkpoints are such folders).
-- `"random:DIR"` (or `"random:tiny"`) builds the architecture of DIR's config.json with random weights, plus DIR's
-  tokenizer: for speed and memory measurements only (`bench`, GPU checks); it never learns anything useful.
+- `"random:DIR"` (or `"random:tiny"`, or `"random:qwen3-0.6b"` ... `"random:qwen3-8b"`: the Qwen3 configs and
+  tokenizer shipped in `nano_forkrl/qwen3/`) builds the architecture of DIR's config.json with random weights, plus
+  DIR's tokenizer: for speed and memory measurements only (`bench`, GPU checks); it never learns anything useful.
 
 Device and dtype: "auto" picks CUDA when available, else CPU. dtype "auto" keeps the parameters (master
 weights) in float32 and runs forward/backward under bf16 autocast on CUDA (`autocast` below): with lr 1e-6 a
@@ -23,8 +24,16 @@ import torch
 from nano_forkrl.run.device import to_dtype
 from nano_forkrl.run.errors import RunError
 
+QWEN3 = Path(__file__).resolve().parents[1] / "qwen3"  # configs + the family's tokenizer (PROVENANCE.md)
 DTYPES = {"auto": torch.float32, "fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
           "bfloat16": torch.bfloat16}  # "auto": float32 master weights (bf16 autocast on CUDA)
+
+
+def qwen3_folder(name):
+    """The shipped folder of "qwen3-0.6b", "qwen3-1.7b", "qwen3-4b" or "qwen3-8b" (any case), or None."""
+    size = name.lower().removeprefix("qwen3-")
+    folder = QWEN3 / f"Qwen3-{size.upper()}"
+    return folder if size != name.lower() and (folder / "config.json").is_file() else None
 
 
 def pick_device(device="auto"):
@@ -131,9 +140,10 @@ def _damaged_file(folder):
 
 
 def random_policy(source, device, dtype=torch.float32, seed=0):
-    """(model, tokenizer) with random weights: tiny.py's config and tokenizer for "tiny", else DIR's
-    config.json and tokenizer files (no weights needed). Initialised on the device itself (a 0.6B init takes
-    ~20 s on CPU). A missing or damaged DIR is a RunError naming it."""
+    """(model, tokenizer) with random weights: tiny.py's config and tokenizer for "tiny", the shipped
+    config and tokenizer for "qwen3-0.6b" ... "qwen3-8b", else DIR's config.json and tokenizer files (no
+    weights needed). Initialised on the device itself (a 0.6B init takes ~20 s on CPU). A missing or
+    damaged DIR is a RunError naming it."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if source == "tiny":
@@ -142,9 +152,12 @@ def random_policy(source, device, dtype=torch.float32, seed=0):
         tokenizer = build_tiny_tokenizer()
         config = tiny_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
     else:
-        _check_local(source)
-        tokenizer = _load(AutoTokenizer.from_pretrained, source, "tokenizer")
-        config = _load(AutoConfig.from_pretrained, source, "config")
+        shipped = None if Path(source).expanduser().is_dir() else qwen3_folder(source)
+        if shipped is None:
+            _check_local(source)
+        words = str(QWEN3 / "Qwen3-0.6B") if shipped else source  # the family's one tokenizer
+        tokenizer = _load(AutoTokenizer.from_pretrained, words, "tokenizer")
+        config = _load(AutoConfig.from_pretrained, str(shipped or source), "config")
     torch.manual_seed(seed)
     with torch.device(pick_device(device)):
         return AutoModelForCausalLM.from_config(config, dtype=dtype), tokenizer

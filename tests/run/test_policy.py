@@ -5,7 +5,7 @@ import torch
 from conftest import make_tiny_qwen3
 
 from nano_forkrl.run.policy import (enable_grad_checkpointing, load_policy, pick_device,
-                                pick_dtype, random_policy)
+                                pick_dtype, qwen3_folder, random_policy)
 
 
 def test_device_and_dtype_choice():
@@ -55,6 +55,17 @@ def test_random_tiny_has_the_tiny_architecture():
     model, tok = random_policy("tiny", "cpu")
     assert model.config.hidden_size == tiny_config(len(build_tiny_tokenizer())).hidden_size
     assert model.config.vocab_size >= len(tok)
+
+
+@pytest.mark.parametrize("name,params,tied", [("qwen3-0.6b", 596_049_920, True),
+                                             ("Qwen3-8B", 8_190_735_360, False)])
+def test_random_qwen3_shapes_from_the_shipped_configs(name, params, tied):
+    """random:qwen3-0.6b ... random:qwen3-8b need no folder: the shipped configs, one tokenizer."""
+    model, tok = random_policy(name, "meta")  # the meta device: shapes without memory or init time
+    assert sum(p.numel() for p in model.parameters()) == params
+    assert model.config.tie_word_embeddings == tied
+    assert len(tok) == 151_669 and tok("Hello, world!").input_ids == [9707, 11, 1879, 0]
+    assert qwen3_folder("qwen3-3b") is None and qwen3_folder("tiny") is None
 
 
 def test_missing_model_gives_a_clear_error(tmp_path):
