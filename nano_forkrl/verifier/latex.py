@@ -5,12 +5,19 @@ normalize(s): Hendrycks-MATH style clean-up: \\dfrac -> \\frac; no \\left, \\rig
   3e5 -> 3\\times10^{5}; x = 5 -> 5; (x,y) = (1,2) -> (1,2); x=1, x=2 -> 1,2; \\text{(B)} -> B; East -> east;
   \\leq -> <=; 1; 2 -> 1,2; mixed numbers 1\\frac45 and 1 4/5 -> (1+\\frac45) (= 9/5, not 4/5 or 14/5).
 structure(s): (kind, brackets, parts): scalar, tuple (ordered), set (unordered) or union of intervals.
+plain(s): look-alike minus signs (U+2212, dashes, small and full-width hyphen-minus) read as "-"; invisible
+  characters (bidi marks and isolates, zero-width spaces and joiners, byte-order mark, soft hyphen, NUL) dropped.
 Every rule errs towards "not equal": labels are dropped only when they cannot matter (one variable, or the whole
 answer), and a comma followed by a space never joins digits into one number.
 """
 import re
 
 # ---------------------------------------------------------------- canonical string
+_MINUS = "\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d"  # what a model may write for "-"
+# dropped: NUL, soft hyphen, bidi marks and isolates, zero-width spaces and joiners, word joiner, byte-order mark
+_INVISIBLE = "\x00\u00ad\u061c\u2060\ufeff" + "".join(map(chr, [*range(0x200B, 0x2010), *range(0x202A, 0x202F),
+                                                               *range(0x2066, 0x206A)]))
+_PLAIN = str.maketrans({**dict.fromkeys(_MINUS, "-"), **dict.fromkeys(_INVISIBLE)})  # None: dropped
 _DROP = ["\\displaystyle", "\\left.", "\\right.", "^{\\circ}", "^\\circ", "\\circ", "°", "\\%", "%", "\\$", "$",
          "\\!", "\\,", "\\;", "\\:", "\\quad"]
 _SWAP = [("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\cfrac", "\\frac"), ("\\mbox", "\\text"), ("\\mp", "\\pm"),
@@ -49,6 +56,11 @@ def _label_groups(s):
 
 
 _THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")  # "1,000" is a thousand; "1,2" and "0,125" lists
+
+
+def plain(s):
+    """s with look-alike minus signs as "-" and invisible characters removed (see the module docstring)."""
+    return s.translate(_PLAIN)
 
 
 def normalize(s):

@@ -1,6 +1,6 @@
 """Optional second verifier: Hugging Face's Math-Verify package (`pip install math-verify`), behind the same
 contract as ours: time-bounded (timebound.py, also in threads and Pool workers), never raises on garbage, 0 if
-absent.
+absent; look-alike minus signs and invisible characters are read as ours reads them (latex.plain).
 
 is_equivalent_math_verify(pred, gold): Math-Verify's parse() of both strings (each also tried inside $...$,
   since its LaTeX extraction looks for math delimiters or a box) and verify(gold, pred).
@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import logging
 
+from nano_forkrl.verifier.latex import plain
 from nano_forkrl.verifier.timebound import bounded
 
 MAX_CHARS = 100_000  # a response; a gold answer is far shorter
@@ -44,6 +45,7 @@ def is_equivalent_math_verify(pred, gold, *, timeout=1.0):
         return False
     if not available():
         return False
+    pred, gold = plain(pred), plain(gold)  # look-alike minus signs and invisible characters, as ours reads them
     try:
         importlib.import_module("math_verify")  # here, not in each forked child (an import takes ~1 s)
         # it warns "timeout is disabled" on every call; ours bounds the call

@@ -1,7 +1,7 @@
-"""Tests for nano_forkrl.verifier.latex: canonical strings and structures."""
+"""Tests for nano_forkrl.verifier.latex: canonical strings and structures; look-alike and invisible characters."""
 import pytest
 
-from nano_forkrl.verifier.latex import closing, normalize, split_top, structure
+from nano_forkrl.verifier.latex import closing, normalize, plain, split_top, structure
 
 
 @pytest.mark.parametrize("raw, canonical", [
@@ -102,3 +102,13 @@ def test_closing_and_split_top():
 ])
 def test_structure(s, expected):
     assert structure(s) == expected
+
+
+def test_plain_reads_look_alike_minus_signs_and_drops_invisible_characters():
+    minuses = "\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d"
+    assert plain(minuses) == "-" * len(minuses)
+    invisible = ("\x00\u00ad\u061c\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067"
+                 "\u2068\u2069\ufeff")
+    assert plain(f"1{invisible}2") == "12"
+    kept = "x = \\frac{1}{2} \u2260 \u03c0 \u2264 \u00e9 \u00a0 \u2028 \u00d7 ~ \\$ %"  # only those: the rest stays
+    assert plain(kept) == kept
