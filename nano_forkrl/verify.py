@@ -13,26 +13,31 @@ too easily is a reward-hacking hole: every rule errs towards "not equal". It com
      1e-6 (0.333 != 1/3, 0.3333333 == 1/3); else with sympy: expand or simplify of the difference is 0 (exact
      also at huge magnitude: e^{100} != e^{100}+1). Undefined values (1/0, 0^0) equal nothing, not even
      themselves. Relations: relations.py (chains, equations up to a constant factor, orientation).
-Time bound: cheap guards first (answers over MAX_CHARS are rejected; symbolic.to_sympy refuses numbers of over
-1e5 digits before sympy evaluates them), then the sympy part under a hard limit (timebound.py, which also works
-in threads of multiprocessing.Pool workers). Timeouts and errors count as "not equal": nothing raises.
+Both answers are read as plain text first (latex.plain: U+2212 and other look-alike minus signs are "-"; bidi
+marks, zero-width characters and NUL are dropped).
+Time bound: each call of reward, extract_answer and is_equivalent runs as a whole (extraction and normalization
+included) under a hard limit (timebound.py, which also works in threads of multiprocessing.Pool workers); inside
+it, cheap guards first (answers over MAX_CHARS are rejected; symbolic.to_sympy refuses numbers of over 1e5 digits
+before sympy evaluates them). Only two plain numbers of at most MAX_CHARS are compared without the timer. Timeouts
+and errors count as "not equal": nothing raises. A call that cannot be bounded (no file descriptor or process left
+for the timer's child) is judged wrong too, with a logged warning, and counted: pop_failures().
 """
 import re
 from fractions import Fraction
 
 import sympy
 
-from nano_forkrl.verifier.extract import extract_answer  # re-exported: which part of a response is the answer
-from nano_forkrl.verifier.latex import normalize, structure
+from nano_forkrl.verifier.extract import committed_answer, extract_answer  # extract_answer: re-exported
+from nano_forkrl.verifier.latex import normalize, plain, structure
 from nano_forkrl.verifier.relations import RELATION, as_interval, chain_value, same_up_to_factor, sides
 from nano_forkrl.verifier.symbolic import to_sympy
-from nano_forkrl.verifier.timebound import bounded
+from nano_forkrl.verifier.timebound import bounded, pop_failures  # pop_failures: re-exported
 
-__all__ = ["extract_answer", "is_equivalent", "reward"]
+__all__ = ["extract_answer", "is_equivalent", "pop_failures", "reward"]
 MAX_CHARS = 1000  # a longer "answer" is not an answer
 REL_TOL = sympy.Rational(1, 10**6)
 VERIFIERS = ("ours", "math-verify")
-_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)")
+_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")  # one way to read each number (linear even where it fails)
 _DECIMAL = re.compile(r"-?(?:\d+\.\d+|\.\d+)")  # what may stand for an approximation of an irrational
 _WORD = re.compile(r"[a-z]{2,}")  # "east": text, not the product e*a*s*t (which would equal "seat")
 _LABELLED = re.compile(r"(?:\\?[A-Za-z]+(?:_\{?\w+\}?)?)=([^=<>≠≈]+)")  # AB=4, x_1=..., \alpha=...
@@ -133,34 +138,44 @@ def _sympy_equal(a, b):
 
 
 # ---------------------------------------------------------------- reward
-def is_equivalent(pred, gold, *, timeout=1.0):
-    """True iff the answer strings pred and gold mean the same mathematical object (within timeout seconds)."""
+def _equivalent(pred, gold):
+    """is_equivalent without its time bound."""
     # BEGIN SOLUTION verify
     if not (isinstance(pred, str) and isinstance(gold, str)) or max(len(pred), len(gold)) > MAX_CHARS:
         return False
-    a, b = normalize(pred), normalize(gold)  # regex work only
-    if _NUMBER.fullmatch(a) and _NUMBER.fullmatch(b):  # the common case needs neither sympy nor a timer
+    a, b = normalize(plain(pred)), normalize(plain(gold))
+    if _NUMBER.fullmatch(a) and _NUMBER.fullmatch(b):
         return Fraction(a) == Fraction(b)
-    try:
-        return bool(a and b and bounded(_equal, (a, b), timeout))
-    except RuntimeError:
-        raise
-    except Exception:  # nothing else may escape: garbage is "not equal"
-        return False
+    return bool(a and b and _equal(a, b))
+    # END SOLUTION
+
+
+def is_equivalent(pred, gold, *, timeout=1.0):
+    """True iff the answer strings pred and gold mean the same mathematical object (within timeout seconds).
+    Anything but two strings (None, a number) is False, and so is an empty answer; it never raises."""
+    # BEGIN SOLUTION verify
+    numbers = all(isinstance(s, str) and len(s) <= MAX_CHARS and _NUMBER.fullmatch(s) for s in (pred, gold))
+    if numbers:  # the common case needs neither sympy nor a timer (bounded work: two short regex matches)
+        return Fraction(pred) == Fraction(gold)
+    return bool(bounded(_equivalent, (pred, gold), timeout))
+    # END SOLUTION
+
+
+def _judge(response, gold):
+    """reward without its time bound: does the response's committed answer equal gold?"""
+    # BEGIN SOLUTION verify
+    pred = committed_answer(response)
+    return pred is not None and _equivalent(pred, gold)
     # END SOLUTION
 
 
 def reward(response, gold, *, correct=1.0, wrong=0.0, timeout=1.0, verifier="ours"):
-    """correct if the response's final answer equals gold, else wrong (DAPO: correct=1.0, wrong=-1.0).
-    verifier="math-verify" judges with the optional Math-Verify package instead (verifier/math_verify.py)."""
+    """correct if the response's final answer equals gold, else wrong (DAPO: correct=1.0, wrong=-1.0); the whole
+    call within timeout seconds. verifier="math-verify" judges with the optional Math-Verify package instead
+    (verifier/math_verify.py)."""
     if verifier not in VERIFIERS:
         raise ValueError(f"verifier must be one of {VERIFIERS}, not {verifier!r}")
     if verifier == "math-verify":
         from nano_forkrl.verifier.math_verify import reward_math_verify  # lazy: an optional dependency
         return reward_math_verify(response, gold, correct=correct, wrong=wrong, timeout=timeout)
-    # BEGIN SOLUTION verify
-    pred = extract_answer(response)
-    return correct if pred is not None and is_equivalent(pred, gold, timeout=timeout) else wrong
-    # END SOLUTION
-
-
+    return correct if bounded(_judge, (response, gold), timeout) else wrong

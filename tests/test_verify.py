@@ -197,6 +197,56 @@ def test_handler_restored_after_main_thread_call():
     assert signal.getsignal(signal.SIGALRM) is before and signal.getitimer(signal.ITIMER_REAL)[0] == 0
 
 
+# ---------------------------------------------------------------- the whole call is bounded
+WORDY_GAP = r"\boxed{6} for the square board, but the other one gives 8: \boxed{8}"  # took 27 s before
+OPENINGS = "Answer: the value we get is " + "\\[" * 40_000  # took 50 s before
+
+
+def _stalls(*_):
+    time.sleep(30)  # what a regex that backtracks for minutes would do; sleep, not CPU: cheap for a shared machine
+    return "8"
+
+
+@pytest.mark.parametrize("stalled, call", [
+    ("nano_forkrl.verify.committed_answer", lambda: reward(r"\boxed{8}", "8", timeout=0.3)),  # extraction
+    ("nano_forkrl.verify.normalize", lambda: is_equivalent("8", "x", timeout=0.3)),  # normalization
+    ("nano_forkrl.verifier.extract.committed_answer", lambda: extract_answer(r"\boxed{8}", timeout=0.3)),
+], ids=["reward-extraction", "is_equivalent-normalize", "extract_answer"])
+def test_the_whole_call_is_bounded_not_only_the_sympy_part(monkeypatch, stalled, call):
+    monkeypatch.setattr(stalled, _stalls)
+    start = time.perf_counter()
+    assert not call()  # wrong, False or None: past the deadline
+    assert time.perf_counter() - start < NEVER_HANGS_S / 2
+
+
+def test_hostile_responses_are_quick_and_right_also_from_a_thread():
+    for response, expected in ((WORDY_GAP, 1.0), (OPENINGS, 0.0)):
+        start = time.perf_counter()
+        assert reward(response, "8") == expected
+        assert time.perf_counter() - start < 2.0
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # the forked-child bound
+        assert list(pool.map(reward, (WORDY_GAP, OPENINGS), ("8", "8"))) == [1.0, 0.0]
+
+
+# ---------------------------------------------------------------- other code points for the same characters
+@pytest.mark.parametrize("response, gold", [
+    ("\\boxed{\u22125}", "-5"), ("\\boxed{-5}", "\u22125"), ("\\boxed{\u2013 5}", "-5"), ("\\boxed{\uff0d5}", "-5"),
+    ("\\boxed{\ufe635}", "-5"), ("\\boxed{\u20125}", "-5"), ("\\boxed{\u2212\\frac{1}{2}}", "-0.5"),
+    ("\\boxed{x\u22121}", "x-1"), ("The answer is \u22123.", "-3"),
+    ("\u200f\\boxed{\u200e5\u200f}", "5"), ("\u202b\\boxed{5}\u202c", "5"), ("\\boxed{\u20661\u2069,\u2067 2\u2069}", "2, 1"),
+    ("\\boxed{1\u200b2}", "12"), ("\ufeff\\boxed{12}", "1\u200c2"), ("\\boxed{5\x00}", "5"), ("\\bo\x00xed{5}", "5"),
+    ("\\boxed{5}", "5\x00"), ("\\boxed{\u061c7}", "7"),
+], ids=short)
+def test_look_alike_minus_signs_and_invisible_characters(response, gold):
+    assert reward(response, gold) == 1.0
+
+
+@pytest.mark.parametrize("response, gold", [("\\boxed{\u22125}", "5"), ("\\boxed{5}", "\u22125"),
+                                            ("\\boxed{1\u200b2}", "1, 2"), ("\\boxed{\u2212\u200f}", "0")], ids=short)
+def test_the_look_alikes_are_not_dropped(response, gold):
+    assert reward(response, gold) == 0.0
+
+
 # ---------------------------------------------------------------- from threads and worker processes
 def _timed(a, b):
     start = time.perf_counter()

@@ -13,7 +13,7 @@ import torch
 from nano_forkrl.advantage import dynamic_sampling_keep, overlong_penalty
 from nano_forkrl.run.data import format_prompt
 from nano_forkrl.run.seeds import generator as seeded
-from nano_forkrl.verify import reward
+from nano_forkrl.verify import pop_failures, reward
 
 
 def next_prompts(problems, cursor, k, seed):
@@ -69,4 +69,5 @@ def collect_rollouts(cfg, sampler, tokenizer, problems, cursor, ranks=None):
     while ranks is not None and len(kept) * G % ranks.world:  # every rank must run as many forward passes
         kept.pop()
     first_stats["groups_kept"] = len(kept)
+    first_stats["verifier_failures"] = sum(pop_failures().values())  # calls it could not time-bound: judged wrong
     return kept, cursor, first_stats

@@ -12,25 +12,32 @@ Only a committed answer counts, so that the model cannot be rewarded for a numbe
 Several boxes in a row, "\\boxed{-2} and \\boxed{1}", "\\boxed{3}, \\boxed{5}" or "\\boxed{1} papers and
 \\boxed{2} bins", are one list "-2, 1": a list is compared as a multiset of the same length (verify.py), so
 listing candidates never hedges a single answer. "or", "=" or a sentence end between two boxes breaks the run.
-Everything here is regex work and linear in the length of the response (responses are up to ~30k tokens).
+Look-alike minus signs and invisible characters are read as plain text first (latex.plain: "\\boxed{−5}" is -5).
+All of it is linear in the length of the response (responses are up to ~30k tokens): no regex here or in prose.py
+can read the same text in two ways under a repetition (such a regex backtracks exponentially where it fails), and
+math spans come from a scanner. extract_answer also runs under the verifier's time bound (timebound.py) as a whole;
+committed_answer is the same without the bound.
 """
 import re
 
-from nano_forkrl.verifier.latex import closing
+from nano_forkrl.verifier.latex import closing, plain
 from nano_forkrl.verifier.prose import conclusion, last_sentence, math_spans, sentence_answer, strip_end
+from nano_forkrl.verifier.timebound import bounded
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)(?=[\s{])\s*")
 _MARKER = re.compile(r"####|\banswer\s*(?:is\b|:|(?=\$|\\[\[(]))", re.IGNORECASE)
 _FINAL = re.compile(r"final answer\s*(?:is\b|:)", re.IGNORECASE)  # overrides an earlier box
 # what may stand between two boxes of one list: spaces, math delimiters, \quad, words and \text{words}, and at
 # least one "," ";" "and" (not "or": "\boxed{1\frac12} or \boxed{\frac32}" are two forms of one answer;
-# not "=": "x = \boxed{-3} and y = \boxed{4}" are labelled values; not "." or a digit)
-_GAP = re.compile(r"(?:[\s,;$()]|\\[()[\]]|\\quad\b|\\text\{[A-Za-z\s()]*\}|[A-Za-z]+)*")
+# not "=": "x = \boxed{-3} and y = \boxed{4}" are labelled values; not "." or a digit). One character or one
+# command per repetition: with [A-Za-z]+ inside the * a 50-letter gap that fails took minutes (2^n splits)
+_GAP = re.compile(r"(?:[\s,;$()A-Za-z]|\\[()[\]]|\\quad\b|\\text\{[A-Za-z\s()]*\})*")
 _LIST_WORD = re.compile(r"[,;]|\band\b")
 # words between boxes only with "and", and never a correction ("\boxed{1}, finally \boxed{2}" is the answer 2)
 _NOT_LIST = re.compile(r"\b(?:or|finally|then|actually|wait|instead|but|so|thus|therefore|hence|not|no)\b",
                        re.I)
 _MAX_GAP = 60
+_TRAILING = re.compile(r"(?<!\W)\W*\Z")  # the non-word characters that end a text (a run starts after a \w: linear)
 
 
 def _box_run(text):
@@ -86,17 +93,23 @@ def _from_prose(text):
     sentence = last_sentence(text)
     if conclusion(sentence):
         return sentence_answer(sentence, allow_bare_number=True)
-    if sentence == text.strip() and re.search(r"(?:\$|\\[)\]])\W*$", sentence):
+    closing_marks = _TRAILING.search(sentence)[0]  # "$", "\)" or "\]" among them: it ends in math
+    if sentence == text.strip() and any(mark in closing_marks for mark in ("$", "\\)", "\\]")):
         return sentence_answer(sentence, allow_bare_number=False)
     return None
 
 
-def extract_answer(text):
+def extract_answer(text, *, timeout=1.0):
+    """The committed final answer in a response (a string), or None; None also past timeout seconds."""
+    return bounded(committed_answer, (text,), timeout, None)
+
+
+def committed_answer(text):
     """The committed final answer in a response (a string), or None. See the module docstring for the rules."""
     # BEGIN SOLUTION extract
     if not isinstance(text, str):
         return None
-    text = strip_end(text)
+    text = strip_end(plain(text))
     if "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
     elif "<think>" in text:

@@ -1,13 +1,22 @@
 """Tests for nano_forkrl.verifier.extract: which part of a response is the committed final answer (box, list of boxes,
-marker, <answer> tags, </think>), and that junk of any size gives None quickly."""
+marker, <answer> tags, </think>), and that junk of any size gives None quickly: linear by construction (hostile
+inputs, a fuzz test, scaling by ratio, all on committed_answer, the extraction without its time bound) and bounded
+as a whole (extract_answer)."""
+import random
 import time
 
 import pytest
 
-from nano_forkrl.verifier.extract import extract_answer
+from nano_forkrl.verifier.extract import committed_answer, extract_answer
+from nano_forkrl.verifier.timebound import bounded
 from nano_forkrl.verify import extract_answer as extract_answer_from_verify
 
 NEVER_HANGS_S = 10.0  # generous bound for "returns quickly"
+SLOW = object()  # what a guarded call gives past its guard
+# two inputs that stalled extraction: a gap between boxes that the gap regex backtracked over exponentially (27 s;
+# each more letter doubled it), and a quadratic search for a closing "\]" after each of 40,000 "\[" (50 s)
+WORDY_GAP = r"\boxed{6} for the square board, but the other one gives 8: \boxed{8}"
+OPENINGS = "Answer: the value we get is " + "\\[" * 40_000
 
 
 def short(value):
@@ -100,10 +109,10 @@ def test_long_list_of_boxes_is_linear_and_joined():
 def test_ten_megabytes_of_comma_joined_boxes_are_linear():
     """Linear, not quadratic (10 MB took 2 minutes before): 8x the input may take at most ~20x the time (a quadratic
     cost would take 64x), and 10 MB stays within a generous bound. Ratios, not absolute seconds: a loaded machine
-    slows both sizes alike."""
+    slows both sizes alike. The time bound is raised above the 1 s default: this measures extraction itself."""
     def seconds(n):
         start = time.perf_counter()
-        assert extract_answer(r"\boxed{1}, " * n + r"\boxed{2}").endswith("1, 1, 2")
+        assert extract_answer(r"\boxed{1}, " * n + r"\boxed{2}", timeout=60.0).endswith("1, 1, 2")
         return time.perf_counter() - start
 
     small, large = seconds(125_000), seconds(1_000_000)
@@ -113,3 +122,65 @@ def test_ten_megabytes_of_comma_joined_boxes_are_linear():
 
 def test_still_importable_from_verify():
     assert extract_answer_from_verify is extract_answer
+
+
+def _guarded(text, guard_s=NEVER_HANGS_S):
+    """(committed_answer(text) or SLOW past guard_s, seconds): a regression fails the test instead of hanging it."""
+    start = time.perf_counter()
+    return bounded(committed_answer, (text,), guard_s, SLOW), time.perf_counter() - start
+
+
+@pytest.mark.parametrize("response, expected", [(WORDY_GAP, "8"), (OPENINGS, None)], ids=short)
+def test_hostile_inputs_are_linear_and_right(response, expected):
+    answer, seconds = _guarded(response)
+    assert answer == expected and seconds < 2.0, (answer, seconds)
+    assert extract_answer(response) == expected  # also within the default 1 s bound of the whole call
+
+
+WORDS = ("the", "answer", "is", "and", "or", "for", "square", "board", "but", "other", "one", "gives", "so", "then",
+         "Answer:", "Final Answer:", "Therefore,", "####", "we", "get", "value", "cm", "I hope it is correct.")
+LATEX = (r"\frac", r"\sqrt", r"\text{", r"\text{ and }", r"\quad", r"\[", r"\]", r"\(", r"\)", "$", "$$", r"\$",
+         r"\left(", r"\right)", r"\boxed{", r"\boxed{8}", r"\boxed 7", r"\fbox{", "{", "}", "(", ")", "=", "<think>",
+         "</think>", "<answer>", "</answer>", "\n", ", ", ": ", ". ", "; ", "8", "-3", "2.5", "x", "\u2212")
+
+
+def _document(rng):
+    """Up to ~4 kB of English words, LaTeX commands, braces and boxes, mostly separated by spaces."""
+    pieces = [rng.choice(WORDS if rng.random() < 0.5 else LATEX) for _ in range(rng.randint(1, 700))]
+    return "".join(p + (" " if rng.random() < 0.6 else "") for p in pieces)
+
+
+def test_fuzz_of_words_latex_braces_and_boxes_is_quick_and_never_raises():
+    """3,000 seeded documents up to ~4 kB: each extraction returns a string or None, none takes 2 s (before the gap
+    regex was linear, such mixes took minutes: words between two boxes, then a digit)."""
+    rng, worst = random.Random(19), (0.0, "")
+    for _ in range(3000):
+        text = _document(rng)
+        answer, seconds = _guarded(text, 5.0)
+        assert answer is None or isinstance(answer, str), (answer, text[:300])
+        worst = max(worst, (seconds, text))
+    assert worst[0] < 2.0, worst
+
+
+def _seconds(text, repeats=5):
+    """Best of `repeats` timings of committed_answer(text) (the minimum: what the code costs, not the load)."""
+    times = []
+    for _ in range(repeats):
+        answer, seconds = _guarded(text)
+        assert answer is not SLOW, text[:100]
+        times.append(seconds)
+    return min(times)
+
+
+@pytest.mark.parametrize("make", [
+    lambda n: "Answer: the value we get is " + "\\[" * n,  # quadratic before: a search for "\]" from each "\["
+    lambda n: "Answer: the value we get is " + "\\(" * n + "\n\\)",  # and for "\)" on the line from each "\("
+    lambda n: "So " + "$ \\$ x " * n + "\n",  # $...$ that never closes
+    lambda n: "I hope it is correct. " * n + "Therefore " + " " * n + ".",
+    lambda n: _document(random.Random(n)) * (n // 100),  # ordinary mixed text
+], ids=["openings", "parentheses", "dollars", "courtesy", "mixed"])
+def test_extraction_time_is_linear_in_the_length(make):
+    """8x the input takes less than 16x the time (a quadratic cost takes 64x); minima of repeats, not absolute
+    seconds: a loaded machine slows both sizes alike."""
+    small, large = _seconds(make(4000)), _seconds(make(32_000))
+    assert large < 16 * small + 0.05, (small, large)

@@ -1,9 +1,16 @@
-"""Tests for nano_forkrl.verifier.prose: the value a sentence commits to, the last sentence, conclusions."""
+"""Tests for nano_forkrl.verifier.prose: the value a sentence commits to, the last sentence, conclusions; math spans
+found by a linear scanner that reads them as the regex it replaced did."""
+import random
+import re
 import time
 
 import pytest
 
 from nano_forkrl.verifier.prose import conclusion, last_sentence, math_spans, sentence_answer, strip_end
+from nano_forkrl.verifier.timebound import bounded
+
+# the regex math_spans used to be: right, but quadratic ("\[" * n searched for "\]" from each "\[")
+MATH_REGEX = re.compile(r"\$\$(.+?)\$\$|\$((?:\\\$|[^$\n])+)\$|\\\[(.+?)\\\]|\\\(([^\n]+?)\\\)", re.S)
 
 
 @pytest.mark.parametrize("sentence, bare, value", [
@@ -21,6 +28,24 @@ def test_sentence_answer(sentence, bare, value):
 def test_math_spans_kinds_and_lines():
     assert math_spans(r"$a$ $$b$$ \[c\] \(d\)" + " $ \n e \n $") == ["a", "b", "c", "d"]
     assert math_spans(r"$\frac12 \$ = 3$") == [r"\frac12 \$ = 3"]  # an escaped dollar stays inside
+
+
+def test_math_spans_read_as_the_regex_they_replace():
+    """20,000 seeded strings of delimiters, escapes, letters and newlines: the same spans, in the same order."""
+    rng = random.Random(0)
+    alphabet = ["$", "$", "$$", "\\", "\\$", "\\[", "\\]", "\\(", "\\)", "[", ")", "\n", "a", " ", "."]
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        expected = [next(g for g in m.groups() if g is not None).strip() for m in MATH_REGEX.finditer(text)]
+        assert math_spans(text) == expected, text
+
+
+@pytest.mark.parametrize("text", ["\\[" * 100_000, "x \\(" * 50_000 + "\n\\)", "$" + "\\$ " * 50_000 + "\n",
+                                  "$$ $" * 25_000], ids=["openings", "parentheses", "dollars", "display"])
+def test_math_spans_are_linear_work(text):
+    start = time.perf_counter()
+    assert bounded(math_spans, (text,), 10.0, None) is not None  # None: still searching after 10 s
+    assert time.perf_counter() - start < 2.0
 
 
 def test_last_sentence_and_conclusion():
