@@ -69,10 +69,11 @@ def overlong_penalty(lengths, max_len: int, buffer: int, factor: float = 1.0) ->
         0                                     if L <= L_max - L_cache
         ((L_max - L_cache) - L) / L_cache     if L_max - L_cache < L <= L_max     (linear ramp 0 -> -1)
         -1                                    if L > L_max
-    all times `factor`. lengths: response lengths in tokens (any shape); returns float of the same shape."""
-    # BEGIN SOLUTION advantage
+    all times `factor`. lengths: response lengths in tokens (any shape); returns float of the same shape.
+    buffer must be in (0, max_len] (ValueError otherwise; this check is given)."""
     if not 0 < buffer <= max_len:
         raise ValueError(f"buffer must be in (0, max_len={max_len}], got {buffer}")
+    # BEGIN SOLUTION advantage
     length = torch.as_tensor(lengths).float()
     start = max_len - buffer
     ramp = (start - length) / buffer

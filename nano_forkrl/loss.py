@@ -32,7 +32,10 @@ def clipped_pg_loss(logprobs, old_logprobs, advantages, *, eps_low=0.2, eps_high
     """DAPO clip-higher surrogate -> (loss [B, T], stats of per-token tensors). Stats (bool unless noted):
     clipped_low  ratio < 1 - eps_low and A < 0 (the low clip is active: pushing the token down stops there),
     clipped_high ratio > 1 + eps_high and A > 0, is_clipped (CS336): the clipped term was the smaller one,
-    dual_clipped (the dual clip bound was taken), ratio (float)."""
+    dual_clipped (the dual clip bound was taken), ratio (float). dual_clip None is off; else it must be > 1
+    (ValueError; this check is given). Gradients flow to logprobs only (old_logprobs are treated as constants)."""
+    if dual_clip is not None and dual_clip <= 1:
+        raise ValueError(f"dual_clip must be > 1, got {dual_clip}")
     # BEGIN SOLUTION loss
     adv = _per_row(advantages, logprobs)
     log_ratio = (logprobs - old_logprobs.detach()).clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
@@ -42,8 +45,6 @@ def clipped_pg_loss(logprobs, old_logprobs, advantages, *, eps_low=0.2, eps_high
     loss = -torch.minimum(unclipped, clipped)
     dual_clipped = torch.zeros_like(loss, dtype=torch.bool)
     if dual_clip is not None:
-        if dual_clip <= 1:
-            raise ValueError(f"dual_clip must be > 1, got {dual_clip}")
         dual_clipped = (adv < 0) & (loss > -dual_clip * adv)
         loss = torch.where(dual_clipped, -dual_clip * adv, loss)
     stats = {"clipped_low": (ratio < 1 - eps_low) & (adv < 0), "clipped_high": (ratio > 1 + eps_high) & (adv > 0),
@@ -76,7 +77,16 @@ def aggregate(per_token_loss, token_mask, mode="token-mean", *, response_mask=No
 
     Micro-batching: pass the MINI-batch's num_tokens (#trained or #response tokens) and num_sequences; then the sum
     of the micro-batch results equals the mini-batch result, hence the same gradient. Left None they are taken from
-    this tensor. Untrained positions are dropped with torch.where, so NaN/inf there cannot leak into the loss."""
+    this tensor. Untrained positions are dropped with torch.where, so NaN/inf there cannot leak into the loss.
+    No trained token gives a loss of exactly 0 (not NaN: the normaliser is at least 1), unlike masking.masked_mean.
+    The argument checks (an unknown mode, "token-mean-all" without response_mask or num_tokens, "constant" without
+    constant: ValueError) are given."""
+    if mode not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation mode {mode!r}: use one of {AGGREGATIONS}")
+    if mode == "token-mean-all" and num_tokens is None and response_mask is None:
+        raise ValueError("token-mean-all needs response_mask or num_tokens")
+    if mode == "constant" and constant is None:
+        raise ValueError('mode "constant" needs constant (e.g. the max response length)')
     # BEGIN SOLUTION loss
     trained = token_mask.bool()
     loss = torch.where(trained, per_token_loss, torch.zeros_like(per_token_loss))
@@ -85,17 +95,11 @@ def aggregate(per_token_loss, token_mask, mode="token-mean", *, response_mask=No
     if mode == "token-mean":
         denom = trained.sum() if num_tokens is None else num_tokens
     elif mode == "token-mean-all":
-        if num_tokens is None and response_mask is None:
-            raise ValueError("token-mean-all needs response_mask or num_tokens")
         denom = response_mask.bool().sum() if num_tokens is None else num_tokens
     elif mode == "seq-mean-token-mean":
         per_seq = loss.sum(-1) / trained.sum(-1).clamp(min=1)
         return per_seq.sum() / num_sequences
-    elif mode == "constant":
-        if constant is None:
-            raise ValueError('mode "constant" needs constant (e.g. the max response length)')
+    else:  # "constant"
         denom = num_sequences * constant
-    else:
-        raise ValueError(f"unknown aggregation mode {mode!r}: use one of {AGGREGATIONS}")
     return loss.sum() / torch.as_tensor(denom, device=loss.device).clamp(min=1)  # 0 trained tokens -> loss 0
     # END SOLUTION

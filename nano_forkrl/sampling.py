@@ -36,7 +36,9 @@ def sample_next(logits, temperature=1.0, top_p=1.0, generator=None):
     """Pick one token per row from logits [B, V] (float32). temperature 0 means greedy.
 
     Returns (tokens [B], logprobs [B]) where logprobs are under softmax(logits / T) before the top-p cut
-    (the policy's distribution, which is what the update's importance ratio needs).
+    (the policy's distribution, which is what the update's importance ratio needs); greedy (T = 0) returns the
+    log-probs under softmax(logits), i.e. T = 1. top_p keeps the smallest set of most likely tokens whose mass
+    reaches top_p (the most likely token always); `generator` (a torch.Generator) drives the random draw.
     """
     # BEGIN SOLUTION sampling
     if temperature == 0:

@@ -75,7 +75,9 @@ def policy_step(model, optimizer, batch, *, old_logprobs, advantages, token_mask
     `settings.selection.for_batch(...)` of the rollout batch (None for the "current" source); ref_logprobs [B, T]:
     the reference policy's log-probs, needed when kl_coef > 0. Returns python floats: loss, grad_norm,
     clip_frac_low, clip_frac_high, approx_kl, kl_ref, frac_tokens_trained, tokens_trained, entropy_trained,
-    entropy_untrained, and skipped (bool)."""
+    entropy_untrained, and skipped (bool). kl_coef > 0 without ref_logprobs is a ValueError (this check is given)."""
+    if settings.kl_coef > 0 and ref_logprobs is None:
+        raise ValueError("kl_coef > 0 needs ref_logprobs (the reference policy's log-probs of the labels)")
     # BEGIN SOLUTION update
     cfg, selection = settings, settings.selection
     device = next(model.parameters()).device
@@ -83,8 +85,6 @@ def policy_step(model, optimizer, batch, *, old_logprobs, advantages, token_mask
     n_seq = resp.shape[0]
     adv = torch.as_tensor(advantages).reshape(n_seq).to(device, torch.float32)
     old = old_logprobs.to(device, torch.float32)
-    if cfg.kl_coef > 0 and ref_logprobs is None:
-        raise ValueError("kl_coef > 0 needs ref_logprobs (the reference policy's log-probs of the labels)")
     ref = ref_logprobs.to(device, torch.float32) if cfg.kl_coef > 0 else None
     token_mask = None if token_mask is None else token_mask.to(device)
     if selection.source == "rollout":  # the fixed mask over the whole mini-batch (token-mean's normaliser)

@@ -97,8 +97,10 @@ def test_top_matches_brute_force(per_sequence):
 
 
 def test_k_is_exact_ceil_without_float_error():
-    # 0.3 * 10 = 3.0000000000000004 and 0.7 * 10 = 7.000000000000001 in floating point
-    for rho, n, k in [(0.2, 10, 2), (0.3, 10, 3), (0.7, 10, 7), (0.1, 30, 3), (0.2, 11, 3), (0.05, 1, 1),
+    # 0.14 * 50 = 7.000000000000001 and 0.07 * 100 = 7.000000000000001 in floating point: math.ceil gives 8
+    assert math.ceil(0.14 * 50) == 8 and math.ceil(0.07 * 100) == 8
+    for rho, n, k in [(0.14, 50, 7), (0.07, 100, 7), (0.2, 10, 2), (0.3, 10, 3), (0.7, 10, 7), (0.1, 30, 3),
+                      (0.2, 11, 3), (0.05, 1, 1),
                       (0.2, 1, 1), (0.2, 5, 1), (0.21, 100, 21), (1 / 3, 9, 3), (0.999, 1000, 999)]:
         ent, mask = torch.rand(1, n), torch.ones(1, n, dtype=torch.bool)
         assert top_entropy_mask(ent, mask, rho).sum().item() == k, (rho, n)

@@ -1,7 +1,9 @@
 """The homework: a student copy of this repository with the solutions taken out, and its grader.
 
-    python -m nano_forkrl.tools.assignment build OUT [--parts entropy loss ...]
+    python -m nano_forkrl.tools.assignment build OUT [--parts entropy loss ...]      # the student copy
+    python -m nano_forkrl.tools.assignment autograder OUT.zip [--parts ...]          # Gradescope's zip
     python -m nano_forkrl.tools.assignment grade [DIR] [--parts ...] [--json results.json]
+    python -m nano_forkrl.tools.assignment submit [DIR] [--out submission.zip]      # what a student uploads
 
 Solutions are marked inside function bodies by `# BEGIN SOLUTION <part>` / `# END SOLUTION` (the rules:
 assignment_markers.py; the parts and their tests: assignment_parts.py). `build` copies the repository (the
@@ -11,12 +13,16 @@ the code around the regions, tests and tutorials stay. The other parts keep thei
 so the loop runs as soon as the parts it needs are written. A marker it cannot parse stops the build with the
 file and line. In the copy:
   * assignment.json names the blank parts (`grade` grades those by default), the files and functions to write;
-  * the instructor-only tests of this tool are left out (they need the solutions);
+  * assignment_expected.json holds the solution's outputs of the public graded cases (assignment_public.py);
+    the hidden cases (assignment_hidden.py), the instructor's page and the tests of this tool are left out,
+    and so is the pure-Python reference ranking of tests/test_masking.py (it would be a solution);
+  * README.md is the student's handout (tutorials/HANDOUT.md, with the parts of this build listed);
   * tutorial links to module lines (`x.py#L12`) point where the named definitions now are;
   * saved notebook outputs stay: they show results, and no notebook quotes a solution. A cell whose outputs
     quote a line that only a removed solution has gets its outputs cleared; a cell whose source quotes one
     stops the build (rewrite the cell).
-`grade` runs each part's tests in its own pytest process (assignment_grade.py).
+`grade` runs each part's graded cases in a process of its own and judges their outputs (assignment_grade.py);
+`autograder` writes Gradescope's zip (assignment_autograder.py); `submit` zips the files a student uploads.
 """
 import argparse
 import json
@@ -24,15 +30,19 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from nano_forkrl.tools.assignment_markers import MarkerError, blank, scan
 from nano_forkrl.tools.assignment_parts import PARTS
+from nano_forkrl.tools.assignment_student import handout, public_expected, strip, submit
 
 ROOT = Path(__file__).resolve().parents[2]
 SKIP = {".git", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", "runs", ".cache", ".benchmarks",
         ".device", ".gpu", ".whl", ".vllm-parts", "gpu-out", "analysis_out"}  # for a folder without git
-INSTRUCTOR_ONLY = {f"tests/tools/test_assignment{s}.py" for s in ("", "_markers", "_parts", "_grade")}
+INSTRUCTOR_ONLY = {"nano_forkrl/tools/assignment_hidden.py", "nano_forkrl/tools/assignment_hidden_nn.py",
+                   "tutorials/ASSIGNMENT.md", "tutorials/HANDOUT.md"}
+STRIP = {"tests/test_masking.py": ("brute_force", "test_top_matches_brute_force")}  # references: solutions
 LINK = re.compile(r"\[`?([A-Za-z_]\w*)`?\]\(([^)#\s]+\.py)#L(\d+)\)")
 MIN_QUOTE = 12  # shorter solution lines ("k = 1") are no quote of a solution
 
@@ -45,7 +55,8 @@ def _files(root):
     except (OSError, subprocess.CalledProcessError):
         listed = [p.relative_to(root).as_posix() for p in root.rglob("*")]
     keep = [f for f in listed if f and not SKIP & set(Path(f).parts) and not f.endswith(".pyc")]
-    keep = [f for f in keep if f not in INSTRUCTOR_ONLY and f != "assignment.json"]
+    keep = [f for f in keep if f not in INSTRUCTOR_ONLY and not f.startswith("tests/tools/test_assignment")
+            and f not in ("assignment.json", "assignment_expected.json")]
     return sorted(f for f in keep if (root / f).is_file())
 
 
@@ -97,6 +108,8 @@ def build(out, parts=None, root=ROOT):
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         if rel in texts:
             (out / rel).write_text(texts[rel])
+        elif rel in STRIP:  # a test file without its reference solution
+            (out / rel).write_text(strip((root / rel).read_text(), STRIP[rel]))
         else:
             shutil.copy2(root / rel, out / rel)
     for rel in (f for f in files if f.endswith((".ipynb", ".md"))):
@@ -108,7 +121,19 @@ def build(out, parts=None, root=ROOT):
     student_files = sorted({f for f, spans in found.items() if any(s[0] in parts for s in spans)})
     listing = {"parts": parts, "files": student_files, "functions": where}
     (out / "assignment.json").write_text(json.dumps(listing, indent=1) + "\n")
+    (out / "assignment_expected.json").write_text(json.dumps(public_expected(root)) + "\n")
+    if (root / "tutorials" / "HANDOUT.md").is_file():
+        (out / "README.md").write_text(handout(root, parts, student_files))
     return {"parts": parts, "regions": len(where), "files": student_files, "cleared": cleared}
+
+
+def autograder(out_zip, parts=None, root=ROOT):
+    """Gradescope's autograder zip for a build of `parts` (assignment_autograder.py): {"parts", "cases", ...}."""
+    from nano_forkrl.tools.assignment_autograder import write_zip
+
+    with tempfile.TemporaryDirectory() as tmp:
+        done = build(Path(tmp) / "copy", parts, root=root)
+        return {**done, **write_zip(out_zip, Path(tmp) / "copy", root)}
 
 
 def main(argv=None):
@@ -117,21 +142,36 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write a student copy")
     b.add_argument("out")
-    b.add_argument("--parts", nargs="+", choices=list(PARTS), help="blank only these parts (default: all)")
-    g = sub.add_parser("grade", help="run each part's tests and print its score")
+    a = sub.add_parser("autograder", help="write Gradescope's autograder zip (run in the solution repository)")
+    a.add_argument("out")
+    for p in (b, a):
+        p.add_argument("--parts", nargs="+", choices=list(PARTS), help="blank only these parts (default: all)")
+    g = sub.add_parser("grade", help="run each part's graded cases and print its score")
     g.add_argument("dir", nargs="?", default=".")
     g.add_argument("--parts", nargs="+", choices=list(PARTS),
                    help="default: the parts assignment.json names, else all")
     g.add_argument("--json", help="write Gradescope's results.json here")
     g.add_argument("--jobs", type=int, default=2, help="parts graded at once (default 2)")
-    g.add_argument("--timeout", type=float, default=300, help="seconds per part (default 300)")
+    g.add_argument("--timeout", type=float, default=90, help="seconds per part (default 90)")
+    s = sub.add_parser("submit", help="zip the files to upload")
+    s.add_argument("dir", nargs="?", default=".")
+    s.add_argument("--out", default="submission.zip")
     args = ap.parse_args(argv)
     if args.command == "grade":
         from nano_forkrl.tools.assignment_grade import grade, report
 
         print(report(grade(args.dir, args.parts, jobs=args.jobs, timeout=args.timeout), args.json))
         return
+    if args.command == "submit":
+        blank = submit(args.dir, args.out)
+        print(f"{args.out}: upload this file" + (f" (still blank: {', '.join(blank)})" if blank else ""))
+        return
     try:
+        if args.command == "autograder":
+            done = autograder(args.out, args.parts)
+            print(f"{args.out}: {len(done['entries'])} files, {done['cases']} graded cases, parts "
+                  f"{', '.join(done['parts'])}; upload it as the Gradescope autograder (tutorials/ASSIGNMENT.md)")
+            return
         done = build(args.out, args.parts)
     except MarkerError as err:
         raise SystemExit(f"build: {err}")

@@ -3,8 +3,9 @@
 A part is the set of solution regions whose marker names it (`# BEGIN SOLUTION <part>` ... `# END SOLUTION`
 inside a function body; tools/assignment_markers.py). For each part this registry holds
   tutorial  the notebook in tutorials/ that explains it (named in the student's NotImplementedError),
-  tests     pytest node ids that grade it: fast ones (the whole grade takes about a minute on 2 cores), each
-            failing while the part is blank (a test passing on a blank part would give free points),
+  tests     pytest node ids of the repository's tests of the part, each failing while the part is blank: the
+            students' development tests (the handout names their files). What is graded are the part's cases
+            (assignment_cases.py: public ones in assignment_public.py, hidden ones in assignment_hidden*.py),
   needs     the other parts that these tests also run through (while one of them is blank, they fail too),
   cs336     what plays the same role in the CS336 GRPO assignment (its names live in nano_forkrl/cs336.py),
   hours     an estimate of a student's time, and points (100 in all).

@@ -51,7 +51,23 @@ def test_layout_keeps_tests_and_tutorials_and_leaves_out_the_rest(copy):
     assert sorted(p.name for p in (out / "tutorials").glob("*.ipynb")) == \
         sorted(p.name for p in (ROOT / "tutorials").glob("*.ipynb"))
     names = {p.name for p in out.rglob("*")}
-    assert not names & {".git", "__pycache__", ".pytest_cache", "runs", "test_assignment.py"}
+    assert not names & {".git", "__pycache__", ".pytest_cache", "runs", "test_assignment.py", "ASSIGNMENT.md",
+                        "HANDOUT.md", "assignment_hidden.py", "assignment_hidden_nn.py",
+                        "test_assignment_autograder.py"}
+
+
+def test_the_copy_has_the_handout_public_expected_outputs_and_no_reference_ranking(copy):
+    out, _ = copy
+    readme = (out / "README.md").read_text()
+    assert "python -m nano_forkrl.tools.assignment submit" in readme and "inert" not in readme
+    assert "| `mask` | [06_masking_forking_tokens.ipynb](tutorials/06_masking_forking_tokens.ipynb) | 10 |" in readme
+    expected = json.loads((out / "assignment_expected.json").read_text())
+    from nano_forkrl.tools.assignment_cases import load
+
+    cases = load()
+    assert set(expected) == {k for k, c in cases.items() if c.public} and len(expected) >= 9
+    masking_tests = (out / "tests" / "test_masking.py").read_text()
+    assert "def brute_force" not in masking_tests and "def test_hand_example_and_ties" in masking_tests
 
 
 def test_each_region_is_one_raise_naming_its_part_and_tutorial(copy):
