@@ -78,8 +78,8 @@ def parse_args(argv):
 
 
 def plan(args, samplers, model, tokenizer, device, add):
-    """[(name, run)] in order: rollouts, update(s), vLLM last (on CUDA its engine keeps its share of GPU
-    memory until the process ends). Each run hands every finished record to add()."""
+    """[(name, run)] in order: rollouts, update(s), vLLM last (its engine reserves a share of the GPU while it
+    runs; it is closed after its rollouts). Each run hands every finished record to add()."""
     def rollout(kind):
         return lambda: bench_rollout(kind, model, tokenizer, args, device, on_record=add)
 

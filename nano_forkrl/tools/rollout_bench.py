@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from nano_forkrl.engines.factory import close_sampler
 from nano_forkrl.engines.torch_sampler import TorchSampler
 from nano_forkrl.run.device import to_dtype
 
@@ -100,14 +101,17 @@ def bench_rollout(kind, model, tokenizer, args, device, on_record=None):
             pushes = [timed(lambda: made["sampler"].load_weights(model), device)[1] for _ in range(5)]
             rec["weight_sync_s"], rec["weight_sync_all_s"] = statistics.median(pushes), pushes
 
-    for B in args.batches:
-        rec = {"phase": "rollout", "sampler": kind, "batch": B, "prompt_len": args.prompt_len,
-               "new_tokens": args.new_tokens}
-        records.append(measure(rec, device, run))
-        if on_record is not None:
-            on_record(records[-1])
-        if "generate" not in made:  # the sampler could not be built: the other batch sizes would fail alike
-            break
-    made.clear()  # free the sampler (and on CPU a vLLM engine's KV cache) before the next phase
+    try:
+        for B in args.batches:
+            rec = {"phase": "rollout", "sampler": kind, "batch": B, "prompt_len": args.prompt_len,
+                   "new_tokens": args.new_tokens}
+            records.append(measure(rec, device, run))
+            if on_record is not None:
+                on_record(records[-1])
+            if "generate" not in made:  # the sampler could not be built: the other batch sizes would fail alike
+                break
+    finally:
+        close_sampler(made.get("sampler"))  # a vLLM engine's weights, KV cache and graphs, before the next phase
+    made.clear()
     gc.collect()
     return records
