@@ -37,6 +37,7 @@ from nano_forkrl.run.data import collate_rollouts, load_split
 from nano_forkrl.run.distributed import place, quiet_other_ranks, setup
 from nano_forkrl.run.errors import cli
 from nano_forkrl.run.guard import GuardedOptimizer, check_step
+from nano_forkrl.run.memcheck import check as check_memory, report as memory_report
 from nano_forkrl.run.metrics import Logger, Quiet, print_eval_change, timed
 from nano_forkrl.run.policy import enable_grad_checkpointing, load_policy
 from nano_forkrl.run.rollouts import collect_rollouts
@@ -109,6 +110,9 @@ def train(cfg):
     torch.manual_seed(cfg.seed)
     ckpt = plan(cfg)  # RunError instead of overwriting a run; touches nothing
     resuming = ckpt is not None
+    # the memory plan (run/memplan.py): a RunError naming the cheapest fixes before any weight loads
+    check_memory(cfg, None if ranks is None else ranks.world,
+                 source=str(ckpt) if resuming else None)
     with contextlib.nullcontext() if ranks is None else ranks.main_first():  # torchrun: rank 0 loads first
         model, tokenizer = load_policy(str(ckpt) if resuming else cfg.model, cfg.device, cfg.dtype,
                                        seed=cfg.seed)
@@ -179,6 +183,9 @@ def main(argv=None):
 
 def _main(argv):
     cfg = parse_args(argv)
+    if cfg.plan:  # --plan: the memory plan per device, then exit (no weights loaded, no GPU needed)
+        print(memory_report(cfg)[1])
+        return []
     quiet_other_ranks()  # torchrun: rank 0 alone prints
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar per load and checkpoint
     print("config: " + json.dumps(to_dict(cfg)))

@@ -10,6 +10,8 @@ Presets
   On one node we keep every algorithmic setting and shrink the sizes: 64 prompts x 16 responses, mini-batches of
   16 prompts (4 gradient steps per batch), max response 4,096 (0.6B/1.7B) or 8,192 (4B/8B) tokens with a
   1,024/2,048 buffer. These presets are a documented starting point, not a reproduced result.
+  By the memory plan (run/memplan.py, `--plan`; `GPUS`), 0.6B and 1.7B fit one 80 GB GPU (vLLM
+  asleep during the update), 4B needs four and 8B eight (torchrun, FSDP2; 8B: micro-batches of 4).
 Choice lists come from the tables that define them (data.TEMPLATES, masking.MODES, loss.AGGREGATIONS, ...).
 Validation of the values: `run/validate.py`.
 """
@@ -99,6 +101,11 @@ class Config:
     debug: bool = knob(False, "full tracebacks instead of one-line errors (also NANO_FORKRL_DEBUG=1)")
     save_every: int = knob(25, "steps between checkpoints (0 = only at the end)")
     preset: str = knob("tiny", "starting values, overridden by any other flag")
+    # memory plan (run/memplan.py), checked before any weight is loaded
+    plan: bool = knob(False, "print the memory plan per device and exit (no weights or GPU needed)")
+    gpus: int = knob(0, "GPUs the plan is for (0 = this run's processes: WORLD_SIZE, else 1)")
+    gpu_memory: float = knob(0.0, "GiB per GPU the plan is for (0 = this machine's GPU, 80 without "
+                                  "one; with --device cpu: GiB of RAM, 0 = the host's)")
 
 
 def _qwen3(name, max_new_tokens, buffer):
@@ -114,8 +121,10 @@ PRESETS = {
     "qwen3-0.6b": _qwen3("Qwen3-0.6B", 4096, 1024),
     "qwen3-1.7b": _qwen3("Qwen3-1.7B", 4096, 1024),
     "qwen3-4b": _qwen3("Qwen3-4B", 8192, 2048),
-    "qwen3-8b": _qwen3("Qwen3-8B", 8192, 2048),
+    "qwen3-8b": {**_qwen3("Qwen3-8B", 8192, 2048), "micro_batch_size": 4},
 }
+# the 80 GB GPUs each qwen3 preset needs by the memory plan (tests/run/test_memcheck.py, README)
+GPUS = {"qwen3-0.6b": 1, "qwen3-1.7b": 1, "qwen3-4b": 4, "qwen3-8b": 8}
 
 
 def parse_args(argv=None):
