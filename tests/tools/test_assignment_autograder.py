@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -159,7 +160,11 @@ exec(open(_os.path.join(_src, "nano_forkrl", _os.path.basename(__file__))).read(
 
 def double_fork(pid_file):
     return f"""import os, time
-_env = dict(l.split(b"=", 1) for l in open(f"/proc/{{os.getppid()}}/environ", "rb").read().split(b"\\0") if b"=" in l)
+try:
+    _env = open(f"/proc/{{os.getppid()}}/environ", "rb").read().split(b"\\0")
+    _env = dict(l.split(b"=", 1) for l in _env if b"=" in l)
+except OSError:  # as nobody, the grader's environment is not readable
+    _env = {{}}
 _results = os.path.join(_env.get(b"AUTOGRADER_ROOT", b"/autograder").decode(), "results", "results.json")
 if os.fork() == 0:
     os.setsid()
@@ -167,8 +172,11 @@ if os.fork() == 0:
         open({str(pid_file)!r}, "a").write(f"{{os.getpid()}}\\n")
         for _ in range(600):
             time.sleep(0.1)
-            if os.path.exists(_results):
-                open(_results, "w").write('{{"score": 10, "tests": []}}')
+            try:
+                if os.path.exists(_results):
+                    open(_results, "w").write('{{"score": 10, "tests": []}}')
+            except OSError:
+                pass
         os._exit(0)
     os._exit(0)
 """
@@ -178,7 +186,9 @@ if os.fork() == 0:
 def test_every_tampering_submission_scores_0(zipped, tmp_path, attack):
     path, _ = zipped
     blank = {Path(rel).name: text for rel, text in blank_files(path).items()}
-    pid_file = tmp_path / "grandchildren"
+    pids = Path(tempfile.mkdtemp())  # writable by the grandchild even when it runs as nobody
+    pids.chmod(0o777)
+    pid_file = pids / "grandchildren"
     submission = {
         "runtest": lambda: with_prefix(blank, RUNTEST),
         "skip": lambda: {n: re.sub(r'raise NotImplementedError\(.*\)', 'import pytest; pytest.skip("no")', t)
@@ -196,7 +206,7 @@ def test_every_tampering_submission_scores_0(zipped, tmp_path, attack):
     assert results["score"] == 0 and results["tests"], results
     assert all(t["score"] == 0 for t in results["tests"])
     assert set(parts_of(results)) == {"mask", "advantage"}
-    if attack == "conftest":
+    if attack == "conftest" and "as user nobody" not in results["output"]:  # nobody cannot write them at all
         assert "the grader's own files changed during grading" in json.dumps(results)
 
 
