@@ -170,7 +170,7 @@ def train(cfg):
         done = step + 1 == cfg.steps
         if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or done:
             run_eval(step + 1)
-        if (cfg.save_every and (step + 1) % cfg.save_every == 0) or done:
+        if (cfg.save_every and (step + 1) % cfg.save_every == 0) or (done and cfg.final_save):
             save = save_checkpoint if ranks is None else ranks.save  # torchrun: rank 0 writes the full state
             save(cfg.out_dir, model, tokenizer, optimizer, sampler, step + 1, cursor, cfg)
     return records

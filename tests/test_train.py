@@ -178,3 +178,10 @@ def test_user_errors_are_one_line_and_create_nothing(tmp_path, capsys, monkeypat
     from nano_forkrl.train import main
     with pytest.raises(RunError):  # --debug: the exception itself, with its traceback
         main(["--model", "/nonexistent", "--debug", "--out-dir", str(tmp_path / "x")])
+
+
+def test_no_final_save_leaves_no_checkpoint(tmp_path):
+    """--save-every 0 --no-final-save: a speed check writes its log but no checkpoint (a 0.6B one is ~7 GB)."""
+    train(parse_args(FAST + ["--steps", "1", "--eval-every", "0", "--eval-n", "2", "--save-every", "0",
+                             "--no-final-save", "--out-dir", str(tmp_path)]))
+    assert (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "checkpoint").exists()

@@ -102,6 +102,7 @@ class Config:
     save_every: int = knob(25, "steps between checkpoints (0 = only at the end)")
     preset: str = knob("tiny", "starting values, overridden by any other flag")
     # memory plan (run/memplan.py), checked before any weight is loaded
+    final_save: bool = knob(True, "a checkpoint at the end of the run (--no-final-save: none, e.g. in speed checks)")
     plan: bool = knob(False, "print the memory plan per device and exit (no weights or GPU needed)")
     gpus: int = knob(0, "GPUs the plan is for (0 = this run's processes: WORLD_SIZE, else 1)")
     gpu_memory: float = knob(0.0, "GiB per GPU the plan is for (0 = this machine's GPU, 80 without "
