@@ -43,13 +43,20 @@ def setup(cfg):
     if cuda:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     tdist.init_process_group("nccl" if cuda else "gloo")
-    atexit.register(tdist.destroy_process_group)
+    atexit.register(_leave)
     ranks = Ranks()
     for what, n in (("--prompts-per-step x --group-size", cfg.prompts_per_step * cfg.group_size),
                     ("--mini-batch-prompts x --group-size", cfg.mini_batch_prompts * cfg.group_size)):
         if n % ranks.world:
             raise RunError(f"{what} = {n} rows do not split evenly over {ranks.world} processes")
     return ranks
+
+
+def _leave():
+    """At exit: leave the process group, unless a closed vLLM engine already took it down (vLLM's shutdown
+    destroys the default group its "external_launcher" backend joined)."""
+    if tdist.is_initialized():
+        tdist.destroy_process_group()
 
 
 def quiet_other_ranks():

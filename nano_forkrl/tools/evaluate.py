@@ -130,7 +130,7 @@ def _main(argv):
     args = parse_args(argv)
     transformers.utils.logging.disable_progress_bar()  # one result, not a bar per weight load
 
-    from nano_forkrl.engines.factory import make_sampler
+    from nano_forkrl.engines.factory import close_sampler, make_sampler
     from nano_forkrl.run.policy import load_policy
 
     bench, template, max_new = cli_defaults(args.model, args.bench, args.template, args.max_new_tokens, long=4096)
@@ -141,9 +141,12 @@ def _main(argv):
     check_lengths(problems, template, tokenizer, limit, what=f"--bench {bench}")
     sampler = make_sampler(args.sampler, model, tokenizer, max_new_tokens=max_new,
                            temperature=args.temperature, top_p=args.top_p, seed=args.seed)
-    with torch.no_grad():
-        result = evaluate(sampler, problems, k=args.k, template=template, tokenizer=tokenizer, seed=args.seed,
-                          verifier=args.verifier)
+    try:
+        with torch.no_grad():
+            result = evaluate(sampler, problems, k=args.k, template=template, tokenizer=tokenizer, seed=args.seed,
+                              verifier=args.verifier)
+    finally:
+        close_sampler(sampler)  # a vLLM engine's memory
     summary = {key: v for key, v in result.items() if key != "per_problem"}
     print(json.dumps({"model": args.model, "bench": bench, **summary}, indent=1))
     if args.out:
