@@ -87,3 +87,26 @@ def test_float_ceil_bug_fails_the_graded_case():
     assert not cases["k_is_exactly_ceil_rho_n"][0]
     assert "expected 7, got 8" in cases["k_is_exactly_ceil_rho_n"][1]
     assert all(ok for name, (ok, _) in cases.items() if name != "k_is_exactly_ceil_rho_n")
+
+
+GUMBEL = '''import torch
+
+
+def sample_next(logits, temperature=1.0, top_p=1.0, generator=None):
+    """Gumbel-max over the nucleus: another correct sampler, which draws other tokens than the solution's."""
+    logp = torch.log_softmax(logits / (temperature or 1.0), dim=-1)
+    if temperature == 0:
+        tokens = logits.argmax(dim=-1)
+    else:
+        p, order = logp.exp().sort(dim=-1, descending=True)
+        cut = torch.zeros_like(p, dtype=torch.bool).scatter(-1, order, (p.cumsum(-1) - p) >= top_p)
+        u = torch.rand(logp.shape, generator=generator).clamp(1e-20, 1.0)
+        tokens = (logp.masked_fill(cut, -float("inf")) - torch.log(-torch.log(u))).argmax(dim=-1)
+    return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1)
+'''
+
+
+def test_correct_but_different_code_scores_full_points():
+    """Gumbel-max sampling draws other tokens with the same generator: the property checks still pass it."""
+    results = grade(ROOT, ["sampling"], files={"nano_forkrl/sampling.py": GUMBEL.encode()})
+    assert scores(results)["sampling"] == (10.0, 4, 4), report(results)
