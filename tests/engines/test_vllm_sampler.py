@@ -2,26 +2,34 @@
 greedy tokens must equal TorchSampler's exactly), the GPU build on a CUDA machine (bf16, equal up to near-ties).
 
 The model is Qwen3-shaped where it matters to vLLM: head_dim 64 (vLLM's CPU attention refuses the tiny preset's
-16) and Qwen3's 151,936-row embedding, with the real Qwen3 tokenizer (151,669 ids) when ../shared has it, else
-the tiny tokenizer (then the unused ids are masked by the allowed-id list instead of the logit bias).
-One engine serves the module (starting one costs ~10 s on 2 cores); each test pushes its own weights first.
+16) and Qwen3's 151,936-row embedding, with the real Qwen3 tokenizer (151,669 ids) when tests/conftest.py finds
+it, else the tiny tokenizer (then the unused ids are masked by the allowed-id list instead of the logit bias).
+One engine serves most of the module (starting one costs 10-60 s on 2 cores); each test pushes its own weights.
+The tests that start engines of their own (close, the loop, torchrun) come after every user of that engine.
 """
 import importlib.util
 import json
+import os
+import subprocess
+import sys
+import weakref
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import greedy_rows_equal_up_to_ties, qwen3_shaped, tiny_prompts, vocab_tokenizer
+from conftest import (greedy_rows_equal_up_to_ties, needs_cuda, qwen3_shaped, tiny_prompts,
+                      vocab_tokenizer)
 
 from nano_forkrl.engines.torch_sampler import TorchSampler
-from nano_forkrl.engines.vllm_sampler import MAX_IDS, check_version, unused_id_mask
+from nano_forkrl.engines.vllm_sampler import MAX_IDS, check_version, source_folder, unused_id_mask
 from nano_forkrl.entropy import token_logprobs_and_entropy
 from nano_forkrl.run.data import collate_rollouts
+from nano_forkrl.sampling import Rollout
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("vllm") is None,
                                 reason="vllm is not installed (README, 'Install': the CPU build for laptops and CI)")
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+GiB = 2**30
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +38,19 @@ def engine():
 
     tok = vocab_tokenizer()
     model = qwen3_shaped(tok).to(DEVICE)
-    sampler = VLLMSampler(model, tok, max_new_tokens=24, temperature=0, gpu_memory_utilization=0.2)
+    sampler = VLLMSampler(model, tok, max_new_tokens=24, temperature=0, gpu_memory_utilization=0.2,
+                          enforce_eager=True)  # no graph capture: the loop part of the GPU checks has it
     yield sampler, tok
-    del sampler
+    sampler.close()
 
 
-def _equal_greedy(model, a, b):
-    if DEVICE == "cpu":  # float32 on both sides: the same tokens, not just up to ties
-        return sum(x.response_ids == y.response_ids for x, y in zip(a, b, strict=True))
-    return greedy_rows_equal_up_to_ties(model, a, b)
+def _assert_same_greedy(model, a, b):
+    """CPU, float32 on both sides: the same tokens. CUDA, a bf16 engine: a row may part from the other only at a
+    near-tie of the float32 model (tests/conftest.py raises at any other divergence)."""
+    if DEVICE == "cpu":
+        assert [x.response_ids for x in a] == [y.response_ids for y in b]
+    else:
+        greedy_rows_equal_up_to_ties(model, a, b)
 
 
 def test_version_gate_and_the_unused_id_mask():
@@ -54,6 +66,45 @@ def test_version_gate_and_the_unused_id_mask():
         unused_id_mask(5_000, 151_936)
 
 
+def test_the_greedy_tie_rule_accepts_a_near_tie_and_rejects_a_real_divergence():
+    """The rule the CUDA comparisons use, on CPU: a row that parts from the greedy one by taking the runner-up
+    token where the two are within 0.25 nats passes; one that takes a token far below the greedy one fails."""
+    tok = vocab_tokenizer()
+    model = qwen3_shaped(tok, seed=4)
+    rows = TorchSampler(model, tok, max_new_tokens=8, temperature=0).generate(tiny_prompts(8))
+    for row in rows:  # the first position whose runner-up is a near-tie
+        ids = torch.tensor([row.prompt_ids + row.response_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, len(row.prompt_ids) - 1:, :len(tok)], -1)
+        top2 = logp.topk(2).values
+        near = (top2[:, 0] - top2[:, 1] < 0.25).nonzero()
+        if len(near):
+            d = int(near[0])
+            break
+    else:
+        pytest.fail("no near-tie in 8 greedy rows of this model: take another seed")
+    gaps = logp[d, row.response_ids[d]] - logp[d]
+
+    def taking(token):
+        return Rollout(0, row.prompt_ids, row.response_ids[:d] + [int(token)], "", "length")
+
+    assert greedy_rows_equal_up_to_ties(model, [row], [taking(logp[d].topk(2).indices[1])]) == 0  # passes
+    with pytest.raises(AssertionError, match="without a near-tie"):
+        greedy_rows_equal_up_to_ties(model, [row], [taking(gaps.argmax())])
+
+
+def test_the_source_folder_is_the_same_for_the_same_model_in_every_process(tmp_path):
+    """vLLM's compile cache is keyed on the model path among others: one folder per config + tokenizer, found
+    again by a later process, another for another model; config and tokenizer only, no weights."""
+    tok = vocab_tokenizer()
+    a = source_folder(qwen3_shaped(tok, seed=0).config, tok, root=tmp_path)
+    b = source_folder(qwen3_shaped(tok, seed=1).config, tok, root=tmp_path)  # other weights, same model
+    c = source_folder(qwen3_shaped(tok, tie=False).config, tok, root=tmp_path)
+    assert a == b != c and Path(a).parent == tmp_path / "vllm"
+    assert sorted(p.name for p in (tmp_path / "vllm").iterdir()) == sorted({Path(a).name, Path(c).name})
+    assert (Path(a) / "config.json").exists() and not list(Path(a).glob("*.safetensors"))
+
+
 def test_engine_starts_without_weight_files_and_follows_every_push(engine):
     """Greedy equality with TorchSampler before and after an update that changes every greedy row: only true if
     the push reached every layer (the engine started from random 'dummy' weights of another seed)."""
@@ -66,7 +117,7 @@ def test_engine_starts_without_weight_files_and_follows_every_push(engine):
     torch_s = TorchSampler(model, tok, max_new_tokens=24, temperature=0)
     sampler.load_weights(model)
     before = torch_s.generate(prompts)
-    assert _equal_greedy(model, before, sampler.generate(prompts)) == len(prompts)
+    _assert_same_greedy(model, before, sampler.generate(prompts))
     with torch.no_grad():  # "an update": every tensor moves
         for p in model.parameters():
             p.add_(torch.randn_like(p) * p.std().clamp(min=0.02))
@@ -74,20 +125,48 @@ def test_engine_starts_without_weight_files_and_follows_every_push(engine):
     sampler.load_weights(model)
     after = torch_s.generate(prompts)
     assert sum(a.response_ids != b.response_ids for a, b in zip(before, after)) == len(prompts)
-    assert _equal_greedy(model, after, sampler.generate(prompts)) == len(prompts)
+    _assert_same_greedy(model, after, sampler.generate(prompts))
+
+
+def test_the_engine_sleeps_after_generate_and_wakes_for_the_push(engine):
+    """The same path on CPU and CUDA: asleep after each generate (on CPU vLLM's calls are skipped), a second
+    generate with no push in between wakes it fully and samples the same greedy rows, a push wakes it."""
+    sampler, tok = engine
+    model = qwen3_shaped(tok, seed=5).to(DEVICE)
+    sampler.load_weights(model)
+    assert not sampler.asleep
+    first = sampler.generate(tiny_prompts(4))
+    assert sampler.asleep
+    assert [r.response_ids for r in sampler.generate(tiny_prompts(4))] == [r.response_ids for r in first]
+    sampler.load_weights(model)
+    assert not sampler.asleep
+
+
+@needs_cuda
+def test_sleep_gives_the_engine_memory_to_the_update_until_the_push(engine):
+    """On CUDA the sleeping engine's KV cache (most of its 0.2 share) is free GPU memory until the push."""
+    sampler, tok = engine
+    model = qwen3_shaped(tok, seed=6).to(DEVICE)
+    sampler.load_weights(model)
+    awake = torch.cuda.mem_get_info()[0]
+    sampler.generate(tiny_prompts(2))
+    asleep = torch.cuda.mem_get_info()[0]
+    sampler.load_weights(model)
+    assert asleep - awake > GiB and abs(torch.cuda.mem_get_info()[0] - awake) < asleep - awake
 
 
 def test_sampled_ids_stay_inside_the_tokenizer(engine):
-    """The unused rows are made the most likely tokens; with the mask none is ever sampled at temperature 1."""
+    """The unused rows are made the most likely tokens; with the mask none is ever sampled at temperature 1. The
+    model is tied like the engine, so the push carries the changed rows (an untied lm_head would be skipped)."""
     sampler, tok = engine
-    model = qwen3_shaped(tok, seed=2, tie=False).to(DEVICE)
-    limit = len(tok)
-    with torch.no_grad():
-        model.lm_head.weight[limit:] = 30 * model.lm_head.weight[:1]  # logit 30 z_0: far above the rest half the time
-    rows = tiny_prompts(8)
-    with torch.no_grad():  # the control: unmasked, the model's own favourite is often an unused id
-        top = [model(input_ids=torch.tensor([tok.encode(p)], device=DEVICE)).logits[0].argmax(-1) for p in rows]
-    assert torch.cat(top).ge(limit).float().mean() > 0.2
+    model = qwen3_shaped(tok, seed=2).to(DEVICE)
+    limit, rows = len(tok), tiny_prompts(8)
+    prompts = [torch.tensor([tok.encode(p)], device=DEVICE) for p in rows]
+    with torch.no_grad():  # the tied embedding is the output head: unused rows = 30 x the most liked known row
+        liked = torch.cat([model(input_ids=ids).logits[0] for ids in prompts]).mean(0)[:limit].argmax()
+        model.get_input_embeddings().weight[limit:] = 30 * model.get_input_embeddings().weight[liked]
+        top = torch.cat([model(input_ids=ids).logits[0].argmax(-1) for ids in prompts])
+    assert top.ge(limit).float().mean() > 0.5  # the control: unmasked, an unused id is the favourite
     sampler.load_weights(model)
     sampler.temperature = 1.0
     try:
@@ -100,16 +179,29 @@ def test_sampled_ids_stay_inside_the_tokenizer(engine):
     assert all(len(v) <= MAX_IDS for v in masks.values())  # vLLM's V2 GPU runner refuses longer lists
 
 
+def test_no_logprobs_and_no_detokenising_unless_asked(engine, monkeypatch):
+    """By default vLLM returns token ids only (the trainer decodes the text itself and needs no log-probs)."""
+    sampler, tok = engine
+    seen = []
+    generate = sampler.llm.generate
+    monkeypatch.setattr(sampler.llm, "generate", lambda *a, **k: seen.append(generate(*a, **k)) or seen[-1])
+    rows = sampler.generate(tiny_prompts(2))
+    outputs = [c for out in seen[0] for c in out.outputs]
+    assert all(c.text == "" and c.logprobs is None for c in outputs)  # vLLM neither decoded nor scored
+    assert all(r.logprobs == [] and r.text == tok.decode(r.response_ids, skip_special_tokens=True) for r in rows)
+
+
 def test_logprobs_equal_the_teacher_forced_ones(engine):
-    """vLLM's raw log-probs of its own samples vs entropy.py's teacher-forced log-probs at temperature 1."""
+    """When asked for: vLLM's raw log-probs of its own samples vs entropy.py's teacher-forced log-probs at
+    temperature 1."""
     sampler, tok = engine
     model = qwen3_shaped(tok, seed=3).to(DEVICE)
     sampler.load_weights(model)
-    sampler.temperature = 1.0
+    sampler.temperature, sampler.logprobs = 1.0, True
     try:
         out = sampler.generate(tiny_prompts(4), n=2)
     finally:
-        sampler.temperature = 0
+        sampler.temperature, sampler.logprobs = 0, False
     batch = collate_rollouts([r.prompt_ids for r in out], [r.response_ids for r in out], tok.pad_token_id)
     with torch.no_grad():
         logp, _ = token_logprobs_and_entropy(model, batch["input_ids"].to(DEVICE), batch["attention_mask"].to(DEVICE),
@@ -119,6 +211,65 @@ def test_logprobs_equal_the_teacher_forced_ones(engine):
     tol = 1e-3 if DEVICE == "cpu" else 0.1  # float32 kernels vs float32; bf16 engine vs float32 trainer
     assert ours.shape == logp.cpu()[mask].shape
     assert (ours - logp.cpu()[mask]).abs().max() < tol
+
+
+def test_the_engine_leaves_the_process_environment_and_threads_as_they_were(engine):
+    """vLLM's start-up exports LD_PRELOAD, LOCAL_WORLD_SIZE, ... and sets torch to one thread; later subprocesses
+    of the trainer (and the trainer itself) must not inherit that. The module's engine has started by now."""
+    import os
+
+    assert "LD_PRELOAD" not in os.environ and "LOCAL_WORLD_SIZE" not in os.environ
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, before - 1) if before > 1 else 2)
+    assert torch.get_num_threads() != before  # set_num_threads works again (vLLM's worker makes it a no-op)
+    torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- tests that start engines of their own
+def _memory_in_use():
+    """Bytes this process holds: GPU memory in use on CUDA, the resident set on CPU."""
+    if DEVICE == "cuda":
+        free, total = torch.cuda.mem_get_info()
+        return total - free
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) * 1024
+
+
+def test_engines_started_and_closed_in_one_process_give_their_memory_back(capsys):
+    """Three engines one after the other (the second untied: its pushed lm_head is followed, greedy rows equal
+    TorchSampler's): close() frees each engine's KV cache (1 GiB on CPU, most of the 0.2 share on CUDA), the engine
+    core's model object is gone, and memory does not grow by an engine per engine. The sleep skip is said once per
+    engine on CPU. Models of the same config share one source folder and vLLM config hash (the compile cache)."""
+    from nano_forkrl.engines.vllm_sampler import VLLMSampler
+
+    tok, prompts, closed, hashes = vocab_tokenizer(), tiny_prompts(4), [], []
+    for i, tie in enumerate((True, False, True)):
+        model = qwen3_shaped(tok, seed=10 + i, tie=tie).to(DEVICE)
+        sampler = VLLMSampler(model, tok, max_new_tokens=12, temperature=0, gpu_memory_utilization=0.2,
+                              enforce_eager=True)
+        try:
+            hashes.append(sampler.llm.llm_engine.vllm_config.compute_hash())
+            running = _memory_in_use()  # awake: weights and KV cache
+            vllm_model = weakref.ref(sampler.llm.llm_engine.model_executor.driver_worker.worker.model_runner.model)
+            if not tie:  # an update of the output head alone reaches the untied engine
+                with torch.no_grad():
+                    model.lm_head.weight.mul_(-3)
+                sampler.load_weights(model)
+            expected = TorchSampler(model, tok, max_new_tokens=12, temperature=0).generate(prompts)
+            _assert_same_greedy(model, expected, sampler.generate(prompts))
+            sampler.generate(prompts)
+        finally:
+            sampler.close()
+        closed.append(_memory_in_use())
+        assert vllm_model() is None, "the engine core still holds its model after close()"
+        assert running - closed[-1] > GiB / 2, (running, closed[-1])
+        if DEVICE == "cpu":
+            assert capsys.readouterr().err.count("no sleep mode on CPU") == 1
+    sampler.close()  # a second close does nothing
+    with pytest.raises(RuntimeError, match="closed"):
+        sampler.generate(prompts)
+    assert closed[-1] - closed[0] < 2 * GiB, closed  # one engine's footprint on CPU is about 2 GiB
+    assert hashes[0] == hashes[2] != hashes[1]
 
 
 # ---------------------------------------------------------------- the loop with --sampler vllm
@@ -160,13 +311,24 @@ def test_training_steps_with_vllm_rollouts_resume_exactly(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_the_engine_leaves_the_process_environment_and_threads_as_they_were(engine):
-    """vLLM's start-up exports LD_PRELOAD, LOCAL_WORLD_SIZE, ... and sets torch to one thread; later subprocesses
-    of the trainer (and the trainer itself) must not inherit that. The module's engine has started by now."""
-    import os
-
-    assert "LD_PRELOAD" not in os.environ and "LOCAL_WORLD_SIZE" not in os.environ
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, before - 1) if before > 1 else 2)
-    assert torch.get_num_threads() != before  # set_num_threads works again (vLLM's worker makes it a no-op)
-    torch.set_num_threads(before)
+@pytest.mark.skipif(torch.cuda.device_count() == 1, reason="two ranks need two GPUs (or none: vLLM's CPU build)")
+def test_two_torchrun_ranks_train_with_an_engine_each(tmp_path):
+    """torchrun --nproc_per_node 2 --sampler vllm: every rank starts its own engine with vLLM's external_launcher
+    backend inside the trainer's process group (on GPUs: on cuda:LOCAL_RANK, checked at start-up), and two steps
+    of sampling, update and push run on both; at the end each rank closes its engine and exits cleanly."""
+    folder = tmp_path / "qwen3-shaped"
+    tok = vocab_tokenizer()
+    qwen3_shaped(tok).config.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "nano_forkrl.train",
+               *LOOP, "--model", f"random:{folder}", "--device", "auto", "--steps", "2", "--save-every", "0",
+               "--no-final-save", "--out-dir", str(out)]
+    run = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                         timeout=1200, cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Traceback" not in run.stderr  # also at exit: vLLM's shutdown took the group down before atexit
+    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in steps if "loss" in r]
+    assert [r["step"] for r in steps] == [1, 2] and all(r["time"]["sync"] > 0 for r in steps)
+    assert not (out / "checkpoint").exists()  # --no-final-save
