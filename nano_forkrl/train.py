@@ -111,7 +111,7 @@ def train(cfg):
     ckpt = plan(cfg)  # RunError instead of overwriting a run; touches nothing
     resuming = ckpt is not None
     # the memory plan (run/memplan.py): a RunError naming the cheapest fixes before any weight loads
-    check_memory(cfg, None if ranks is None else ranks.world,
+    check_memory(cfg, 1 if ranks is None else ranks.world,  # this run's processes, not --gpus
                  source=str(ckpt) if resuming else None)
     with contextlib.nullcontext() if ranks is None else ranks.main_first():  # torchrun: rank 0 loads first
         model, tokenizer = load_policy(str(ckpt) if resuming else cfg.model, cfg.device, cfg.dtype,

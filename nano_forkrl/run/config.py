@@ -104,7 +104,7 @@ class Config:
     # memory plan (run/memplan.py), checked before any weight is loaded
     final_save: bool = knob(True, "a checkpoint at the end of the run (--no-final-save: none, e.g. in speed checks)")
     plan: bool = knob(False, "print the memory plan per device and exit (no weights or GPU needed)")
-    gpus: int = knob(0, "GPUs the plan is for (0 = this run's processes: WORLD_SIZE, else 1)")
+    gpus: int = knob(0, "GPUs --plan assumes (0 = WORLD_SIZE, else 1; a run checks its processes)")
     gpu_memory: float = knob(0.0, "GiB per GPU the plan is for (0 = this machine's GPU, 80 without "
                                   "one; with --device cpu: GiB of RAM, 0 = the host's)")
 
