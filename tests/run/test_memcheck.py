@@ -75,6 +75,16 @@ def test_a_run_that_does_not_fit_stops_before_any_weight_is_loaded(monkeypatch, 
     assert not (tmp_path / "run").exists()  # nothing written either
 
 
+def test_a_run_checks_its_own_processes_not_gpus(monkeypatch, tmp_path):
+    """--gpus sets what --plan assumes; one process that asks for 4 is checked on its one GPU."""
+    _no_weights(monkeypatch)
+    assert plan_for("qwen3-4b", 4)[0].fits
+    cfg = parse_args(["--preset", "qwen3-4b", "--gpus", "4", "--device", "cuda",
+                      "--gpu-memory", "80", "--out-dir", str(tmp_path / "run")])
+    with pytest.raises(RunError, match="1 x 80 GiB GPU"):
+        train.train(cfg)
+
+
 def test_the_tiny_run_passes_with_one_line(capsys):
     assert check(parse_args(["--device", "cpu"])).fits
     assert capsys.readouterr().out.startswith("memory plan: peak")
