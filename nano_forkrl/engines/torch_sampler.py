@@ -1,9 +1,12 @@
 """`TorchSampler`: batched rollouts with plain transformers + torch, on CPU or GPU (the `Sampler` contract).
 
 Prompts are left-padded into one batch, each prompt repeated G times, the KV cache grows one token per step,
-and a row stops at an EOS id or after `max_new_tokens`. On CUDA, `engines/fastdecode.py` replaces the
-step-by-step HF call with a static KV cache and a captured CUDA graph (the same computation: token-identical to
-this path on CPU in float32); on CPU the HF call is already fast enough for the tiny preset.
+and a row stops at an EOS id or after `max_new_tokens`; the batch stops when every row has stopped.
+That plain path (`fast=False`) calls the HF model each step. The default fast paths compute the same
+thing with a static KV cache: `engines/fastdecode.py` on CUDA (a captured CUDA graph per step),
+`engines/cpudecode.py` on CPU (a lean one-token step without HF's per-step Python; README,
+"Performance"). Both give the plain path's tokens on CPU in float32 (tests), drawing from the same
+RNG stream in the same order.
 
 The KV cache, not the model, bounds the batch on a GPU: 2 x layers x kv_heads x head_dim x 2 bytes per token
 (112 KiB for Qwen3-0.6B), so 512 rows of 4,400 tokens would need 240 GiB. On CUDA the rows per forward are
@@ -35,9 +38,8 @@ class TorchSampler(Sampler):
             kv_cache_gb = torch.cuda.get_device_properties(device).total_memory / 4 / 2**30
         self.kv_cache_gb = kv_cache_gb  # None: no cap (CPU)
         self.generator = torch.Generator(device=device).manual_seed(seed)
-        # fast=None: the static-cache CUDA-graph decoder on CUDA, the plain HF call elsewhere
-        self.fast = (device.type == "cuda") if fast is None else fast
-        self.static_decoder = None  # fastdecode's KV cache and CUDA graphs, for the last batch shape
+        self.fast = True if fast is None else fast  # False: the plain HF call each step
+        self.static_decoder = None  # the static KV cache (and CUDA graphs) for the last batch shape
 
     def reseed(self, seed):
         """Restart the sampling RNG (evaluation uses a fixed seed so scores are comparable across steps)."""
@@ -79,23 +81,30 @@ class TorchSampler(Sampler):
         try:
             ids, mask = self._left_pad([p for _, p in rows], next(self.model.parameters()).device)
             session = self._session(ids, mask, ids.shape[1] + max_new_tokens)
-            # on CUDA ask "all rows done?" every 16 steps only: each question is a device -> host sync
-            tokens, logprobs = self._decode(session, max_new_tokens, sync_every=16 if self.fast else 1)
+            # on CUDA ask "all rows done?" every 16 steps only: each question is a device -> host
+            # sync; on CPU it is free and ends the batch (and its RNG draws) when the last row stops
+            sync_every = 16 if self.fast and ids.device.type == "cuda" else 1
+            tokens, logprobs = self._decode(session, max_new_tokens, sync_every=sync_every)
         finally:
             self.model.train(was_training)
         return [self.to_rollout(i, p, toks, lps) for (i, p), toks, lps in zip(rows, tokens, logprobs)]
 
     def _session(self, ids, mask, max_len):
-        """The decode state for one batch: the plain HF path, or fastdecode's static cache (+ CUDA graphs). Only
-        one static cache is kept; it is freed before one of another shape is built (it is the big allocation)."""
+        """The decode state for one batch: the plain HF path, or a static cache (fastdecode's CUDA
+        graphs, or cpudecode's lean step). Only one static cache is kept; it is freed before one of
+        another shape is built (on a GPU it is the big allocation)."""
         if not self.fast:
             return HFSession(self.model, ids, mask)
-        from nano_forkrl.engines.fastdecode import StaticCacheDecoder, StaticSession, slots
+        from nano_forkrl.engines import cpudecode, fastdecode
 
-        if self.static_decoder is None or self.static_decoder.key != (ids.shape[0], slots(max_len)):
+        cuda = ids.device.type == "cuda"
+        key = (ids.shape[0], fastdecode.slots(max_len))
+        if self.static_decoder is None or self.static_decoder.key != key:
             self.static_decoder = None
-            self.static_decoder = StaticCacheDecoder(self.model, ids.shape[0], max_len)
-        return StaticSession(self.static_decoder, ids, mask)
+            kind = fastdecode.StaticCacheDecoder if cuda else cpudecode.LeanDecoder
+            self.static_decoder = kind(self.model, ids.shape[0], max_len)
+        session = fastdecode.StaticSession if cuda else cpudecode.LeanSession
+        return session(self.static_decoder, ids, mask)
 
     def _decode(self, session, max_new_tokens, sync_every):
         """The decode loop of both paths: pick a token per row, pad rows after their EOS, feed the token back.
@@ -129,7 +138,8 @@ class TorchSampler(Sampler):
         """Next token for each row from last-position logits [B, V]; subclasses may change the rule
         (e.g. analysis.py samples forking tokens at another temperature)."""
         z = logits.float()
-        z[:, self.vocab_limit:] = float("-inf")  # ids the tokenizer cannot decode (Qwen3 pads its embedding)
+        if self.vocab_limit < z.shape[-1]:
+            z[:, self.vocab_limit:] = float("-inf")  # ids the tokenizer cannot decode (Qwen3 pads)
         return sample_next(z, self.temperature, self.top_p, self.generator)
 
 
