@@ -94,3 +94,23 @@ def greedy_rows_equal_up_to_ties(model, rows_a, rows_b, tol=0.25):
         gap = (logp[a.response_ids[d]] - logp[b.response_ids[d]]).abs().item()
         assert gap <= tol, f"row diverges at token {d} without a near-tie: log-prob gap {gap:.3f} > {tol}"
     return identical
+
+
+class _Payload:
+    """Unpickling this runs a shell command: what a hostile checkpoint would carry."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def write_hostile_state(path, marker):
+    """A `trainer_state.pt` that looks like ours (step, config) but whose pickle creates the file `marker` when
+    it is loaded with weights_only=False."""
+    import shlex
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"step": 2, "cursor": 8, "config": {}, "payload": _Payload(f"touch {shlex.quote(str(marker))}")},
+               path)

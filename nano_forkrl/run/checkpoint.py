@@ -16,10 +16,13 @@ leaves at least one complete checkpoint, and `latest_checkpoint` finds the newes
 - any leftover of a killed save (`checkpoint.tmp`, `checkpoint.old`, both with `checkpoint`) is sorted out by
   `recover`, before each save: the newest complete folder becomes `checkpoint/`, the rest is removed.
 The test kills a real run at every stage of a save and resumes it (tests/run/test_checkpoint.py).
+A failed save (a full disk) removes `checkpoint.tmp` and says where and why; the previous checkpoint stays.
+Loading never runs code: `trainer_state.pt` is read with `weights_only=True` (tensors and plain data only).
 
 `metrics.jsonl` gets one JSON line per step and per evaluation (see `run/metrics.py`).
 """
 import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -62,13 +65,28 @@ def remove_folder(folder):
     shutil.rmtree(folder)
 
 
+def load_state(path, mmap=False):
+    """The trainer state in `path`, read without running any code from the file (weights_only: tensors and
+    plain containers only). RunError naming the file when it is unreadable or holds other Python objects."""
+    try:
+        return torch.load(path, mmap=mmap, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only load failed" not in str(err).lower():
+            raise RunError(f"{path}: unreadable trainer state ({type(err).__name__}: {err})") from None
+        found = next((line.strip() for line in str(err).splitlines() if "global" in line.lower()), "")
+        raise RunError(f"{path}: refused to load: it holds Python objects that could run code when loaded, "
+                       f"which a trainer state never does ({found[:120]})") from None
+    except Exception as err:  # a torn or foreign file: say which file, not a pickle traceback
+        raise RunError(f"{path}: unreadable trainer state ({type(err).__name__}: {err})") from None
+
+
 def checkpoint_step(folder):
     """The step of a complete checkpoint folder; None when it is incomplete or its trainer state is
-    unreadable."""
+    unreadable (or refused)."""
     if not (Path(folder) / STATE).is_file():
         return None
     try:  # mmap: only the small pickled header is read, not the optimizer tensors
-        return int(torch.load(Path(folder) / STATE, mmap=True, weights_only=False)["step"])
+        return int(load_state(Path(folder) / STATE, mmap=True)["step"])
     except Exception:
         return None
 
@@ -104,9 +122,10 @@ def recover(out_dir):
     remove_folder(old)
 
 
-def save_checkpoint(out_dir, model, tokenizer, optimizer, sampler, step, cursor, cfg):
+def save_checkpoint(out_dir, model, tokenizer, optimizer, sampler, step, cursor, cfg, data=None):
     """Write a complete checkpoint for `step` as `out_dir/checkpoint/` (protocol in the module docstring).
-    Refuses (RunError) to write non-finite weights: a checkpoint must be worth resuming from."""
+    `data`: the training data's fingerprint (run/resume.py). Refuses (RunError) to write non-finite weights: a
+    checkpoint must be worth resuming from; a failed write is a RunError naming the folder and the cause."""
     bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
     if bad:
         raise RunError(f"refusing to save step {step}: non-finite weights in {len(bad)} tensors "
@@ -114,29 +133,61 @@ def save_checkpoint(out_dir, model, tokenizer, optimizer, sampler, step, cursor,
     out = Path(out_dir)
     recover(out)
     tmp = out / "checkpoint.tmp"
+    state = {"step": step, "cursor": cursor, "optimizer": optimizer.state_dict(), "config": to_dict(cfg),
+             "torch_rng": torch.get_rng_state(), "sampler_rng": sampler.rng_state(), "data": data,
+             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    try:
+        _write(tmp, model, tokenizer, state)
+    except Exception as err:  # a full disk: the half-written folder goes, checkpoint/ is untouched
+        remove_folder(tmp)
+        kept = f"; the previous checkpoint {out / NAMES[0]} is kept" if latest_checkpoint(out) else ""
+        raise RunError(f"cannot save the checkpoint of step {step} in {tmp}: {_cause(err)}{kept}") from err
+    stage("complete")
+    recover(out)
+    stage("done")
+
+
+def _write(tmp, model, tokenizer, state):
+    """Fill `tmp` with weights, tokenizer and trainer state; it is complete once this returns."""
     stage("start")
     model.save_pretrained(tmp)
     stage("model")
     tokenizer.save_pretrained(tmp)
     stage("tokenizer")
     part = tmp / (STATE + ".part")
-    torch.save({"step": step, "cursor": cursor, "optimizer": optimizer.state_dict(), "config": to_dict(cfg),
-                "torch_rng": torch.get_rng_state(), "sampler_rng": sampler.rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, part)
+    with open(part, "wb") as f:  # through a Python file: a write error keeps its errno (see _cause)
+        torch.save(state, f)
     _fsync_tree(tmp)
     stage("state-written")
     part.rename(tmp / STATE)  # from here on checkpoint.tmp is complete
     _fsync(tmp)
-    stage("complete")
-    recover(out)
-    stage("done")
 
 
-def restore_state(folder, optimizer, sampler):
-    """Load optimizer and RNG states from `folder/trainer_state.pt`; returns (step, cursor)."""
+def _cause(err):
+    """What made a save fail, in words: the OS error behind it (torch.save reports a failed write as a
+    RuntimeError whose context is the OSError), else the error itself."""
+    seen = err
+    while seen is not None and not (isinstance(seen, OSError) and seen.errno):
+        seen = seen.__cause__ or seen.__context__
+    if seen is not None:
+        return os.strerror(seen.errno).lower()
+    return "no space left on device" if "No space left" in str(err) else f"{type(err).__name__}: {err}"
+
+
+def processes_mismatch(n):
+    """The error for a checkpoint written by n processes resumed by another number of them."""
+    return RunError(f"the checkpoint was written by {n} process(es): resume it with as many "
+                    f"(torchrun --nproc_per_node {n}, or python -m nano_forkrl.train for 1)")
+
+
+def restore_state(folder, optimizer, sampler, processes=1):
+    """Load optimizer and RNG states from `folder/trainer_state.pt` into a run of `processes` processes
+    (a torchrun checkpoint holds a list of every rank's RNG states); returns (step, cursor)."""
     path = Path(folder) / STATE
+    state = load_state(path)
+    if (saved := len(state["sampler_rng"]) if isinstance(state["sampler_rng"], list) else 1) != processes:
+        raise processes_mismatch(saved)
     try:
-        state = torch.load(path, weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
     except Exception as err:
         raise RunError(f"{path}: cannot restore the trainer state ({type(err).__name__}: {err}); "

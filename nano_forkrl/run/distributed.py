@@ -28,7 +28,7 @@ import torch
 import torch.distributed as tdist
 
 from nano_forkrl.run import sharding
-from nano_forkrl.run.checkpoint import restore_state, save_checkpoint
+from nano_forkrl.run.checkpoint import processes_mismatch, restore_state, save_checkpoint
 from nano_forkrl.run.errors import RunError
 from nano_forkrl.run.seeds import derive_seed
 
@@ -152,20 +152,21 @@ class Ranks:
         parts = self.gather((part["per_problem"], part["mean_length"] * len(share) * k))
         return summarize([c for counts, _ in parts for c in counts], k, sum(length for _, length in parts))
 
-    def save(self, out_dir, model, tokenizer, optimizer, sampler, step, cursor, cfg):
+    def save(self, out_dir, model, tokenizer, optimizer, sampler, step, cursor, cfg, data=None):
         """One checkpoint (run/checkpoint.py), written by rank 0 from the gathered full state."""
         weights, optim = sharding.full_state(model, optimizer)
         rngs = self.gather({"sampler": sampler.rng_state(), "torch": torch.get_rng_state()})
         if self.main:
             save_checkpoint(out_dir, sharding.Whole(model, weights), tokenizer,
                             sharding.OptimizerState(model, optimizer, optim), _Rngs(self, sampler, rngs),
-                            step, cursor, cfg)
+                            step, cursor, cfg, data)
         self.barrier()
 
     def restore(self, folder, optimizer, sampler):
         """run/checkpoint.restore_state on every rank: the full optimizer state into the shards of the module
         `policy` sharded, this rank's RNG states. Returns (step, cursor)."""
-        return restore_state(folder, sharding.OptimizerState(self.model, optimizer), _Rngs(self, sampler))
+        return restore_state(folder, sharding.OptimizerState(self.model, optimizer), _Rngs(self, sampler),
+                             processes=self.world)
 
 
 class _Rngs:
@@ -180,8 +181,6 @@ class _Rngs:
 
     def set_rng_state(self, states):
         if not isinstance(states, list) or len(states) != self.ranks.world:
-            n = len(states) if isinstance(states, list) else 1
-            raise RunError(f"the checkpoint was written by {n} process(es): resume it with as many "
-                           f"(torchrun --nproc_per_node {n}, or python -m nano_forkrl.train for 1)")
+            raise processes_mismatch(len(states) if isinstance(states, list) else 1)
         self.sampler.set_rng_state(states[self.ranks.rank]["sampler"])
         torch.set_rng_state(states[self.ranks.rank]["torch"])

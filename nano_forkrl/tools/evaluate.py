@@ -22,8 +22,9 @@ import transformers
 
 from nano_forkrl.engines.factory import CHOICES as SAMPLERS
 from nano_forkrl.run.bounds import check_lengths, prompt_limit
+from nano_forkrl.run.checkpoint import load_state
 from nano_forkrl.run.data import TEMPLATES, format_prompt, load_split
-from nano_forkrl.run.errors import RunError, cli
+from nano_forkrl.run.errors import cli
 from nano_forkrl.verify import VERIFIERS, reward
 
 
@@ -70,10 +71,7 @@ def cli_defaults(model, bench, template, max_new_tokens, long):
     gets the tiny held-out set, the plain template and the preset's 48 tokens; any other model math500, the boxed
     template and `long` tokens."""
     state = Path(str(model)) / "trainer_state.pt"
-    try:
-        trained = torch.load(state, mmap=True, weights_only=False).get("config", {}) if state.exists() else {}
-    except Exception as err:  # a damaged checkpoint: say which file, not a pickle traceback
-        raise RunError(f"{state}: unreadable trainer state ({type(err).__name__}: {err})") from None
+    trained = load_state(state, mmap=True).get("config", {}) if state.exists() else {}  # never runs its code
     tiny = model == "tiny" or bench == "tiny" or trained.get("train_data") == "tiny"
     return (bench or ("tiny" if tiny else trained.get("eval_data") or "math500"),
             template or trained.get("template") or ("plain" if tiny else "boxed"),

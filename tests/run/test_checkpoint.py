@@ -120,6 +120,107 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     assert torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=False)["step"] == 2
 
 
+def test_a_hostile_trainer_state_is_refused_and_runs_nothing(tmp_path):
+    from conftest import write_hostile_state
+
+    from nano_forkrl.run.checkpoint import checkpoint_step, load_state
+    from nano_forkrl.run.errors import RunError
+    marker = tmp_path / "ran"
+    write_hostile_state(tmp_path / "checkpoint" / "trainer_state.pt", marker)
+    with pytest.raises(RunError, match="trainer_state.pt: refused to load: .*could run code"):
+        load_state(tmp_path / "checkpoint" / "trainer_state.pt")
+    with pytest.raises(RunError, match="refused to load"):
+        restore_state(tmp_path / "checkpoint", None, FakeSampler())
+    assert checkpoint_step(tmp_path / "checkpoint") is None and latest_checkpoint(tmp_path) is None
+    assert not marker.exists()
+
+
+class FullDisk:
+    """A file whose writes fail with ENOSPC once `room` bytes are written (a disk that fills up)."""
+
+    def __init__(self, path, mode, room=2000):
+        self.file, self.room = open(path, mode), room
+
+    def write(self, data):
+        self.room -= len(data)
+        if self.room < 0:
+            import errno
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+@pytest.mark.parametrize("where", ["tokenizer", "trainer state"])
+def test_a_full_disk_names_the_folder_and_cause_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch, where):
+    import errno
+
+    import nano_forkrl.run.checkpoint as ck
+    from nano_forkrl.run.errors import RunError
+    from nano_forkrl.run.tiny import build_tiny_tokenizer
+    _save(tmp_path, 2)
+    tok = build_tiny_tokenizer()
+    if where == "tokenizer":  # a writer that gets part of its files out, then fails
+        def save_pretrained(folder):
+            (Path(folder) / "tokenizer.json").write_text("{half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(Path(folder) / "tokenizer.json"))
+        monkeypatch.setattr(tok, "save_pretrained", save_pretrained)
+    else:  # torch.save itself reports the failed write as a RuntimeError ("unexpected pos")
+        monkeypatch.setattr(ck, "open", FullDisk, raising=False)
+    model = make_tiny_qwen3(vocab_size=len(tok))
+    with pytest.raises(RunError) as err:
+        save_checkpoint(tmp_path, model, tok, torch.optim.SGD(model.parameters(), lr=0.1), FakeSampler(), 4, 8,
+                        Config())
+    assert f"step 4 in {tmp_path / 'checkpoint.tmp'}: no space left on device" in str(err.value)
+    assert "previous checkpoint" in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]  # no half-written folder fills the disk
+    monkeypatch.undo()
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint"
+    assert restore_state(tmp_path / "checkpoint", torch.optim.SGD(model.parameters(), lr=0.1), FakeSampler())[0] == 2
+
+
+class GeneratorSampler:
+    """A sampler whose RNG is a torch.Generator, as TorchSampler's."""
+
+    def __init__(self):
+        self.generator = torch.Generator().manual_seed(3)
+
+    def rng_state(self):
+        return self.generator.get_state()
+
+    def set_rng_state(self, state):
+        self.generator.set_state(state)
+
+
+def test_a_checkpoint_of_another_number_of_processes_is_refused_clearly(tmp_path):
+    """A torchrun checkpoint holds every rank's RNG states in a list (run/distributed.py); one process resuming
+    it failed with `TypeError: expected a torch.ByteTensor, but got list`."""
+    from nano_forkrl.run.errors import RunError
+    from nano_forkrl.run.tiny import build_tiny_tokenizer
+    tok = build_tiny_tokenizer()
+    model = make_tiny_qwen3(vocab_size=len(tok))
+    two = FakeSampler()
+    two.state = [{"sampler": GeneratorSampler().rng_state(), "torch": torch.get_rng_state()} for _ in range(2)]
+    save_checkpoint(tmp_path / "two", model, tok, torch.optim.AdamW(model.parameters()), two, 1, 8, Config())
+    with pytest.raises(RunError, match=r"written by 2 process\(es\): resume it with as many \(torchrun "
+                                       "--nproc_per_node 2"):
+        restore_state(tmp_path / "two" / "checkpoint", torch.optim.AdamW(model.parameters()), GeneratorSampler())
+    save_checkpoint(tmp_path / "one", model, tok, torch.optim.AdamW(model.parameters()), GeneratorSampler(), 1, 8,
+                    Config())
+    with pytest.raises(RunError, match=r"written by 1 process\(es\)"):  # the opposite case, same message
+        restore_state(tmp_path / "one" / "checkpoint", torch.optim.AdamW(model.parameters()), GeneratorSampler(),
+                      processes=2)
+    assert restore_state(tmp_path / "one" / "checkpoint", torch.optim.AdamW(model.parameters()),
+                         GeneratorSampler()) == (1, 8)
+
+
 # ---------------------------------------------------------------- a real run, killed at every stage of a save
 FAST = ["--eval-n", "2", "--eval-k", "1", "--prompts-per-step", "8", "--mini-batch-prompts", "4", "--group-size",
         "4", "--max-new-tokens", "40", "--eval-every", "0", "--save-every", "1"]
@@ -180,3 +281,4 @@ def test_a_run_killed_at_any_stage_of_a_save_resumes_to_the_end(tmp_path, stage,
     assert all(torch.equal(got[k], reference[k]) for k in reference)  # as if it had never been killed
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [s for s in steps if s > 0] == sorted(s for s in steps if s > 0) and steps.count(3) == 2  # step + eval
+
