@@ -49,13 +49,14 @@ RUN = f"""#!/usr/bin/env bash
 # Gradescope runs this as root. Grades $AUTOGRADER_ROOT/submission (default /autograder) into
 # $AUTOGRADER_ROOT/results/results.json within a deadline of {DEADLINE:.0f} s ({JOBS} parts at a time, at most
 # {PART_TIMEOUT:.0f} s each): set the assignment's time limit to 10 minutes. Options go to `run` (--timeout ...).
+# A grader that hangs itself is stopped {DEADLINE + 60:.0f} s in, and a results.json is written all the same.
 set -euo pipefail
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
 PY="${{AUTOGRADER_PYTHON:-{PYTHON}}}"
 cd "$(dirname "$0")"
 mkdir -p "$ROOT/results"
 status=0
-"$PY" -m nano_forkrl.tools.assignment_autograder run --root "$ROOT" "$@" || status=$?
+timeout -k 10 {DEADLINE + 60:.0f} "$PY" -m nano_forkrl.tools.assignment_autograder run --root "$ROOT" "$@" || status=$?
 if [ ! -s "$ROOT/results/results.json" ]; then  # the grader itself failed: still hand back a result
   printf '{{"score": 0, "output": "the grader failed (exit %s) before writing results", "tests": []}}\\n' \\
     "$status" > "$ROOT/results/results.json"

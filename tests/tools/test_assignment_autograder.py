@@ -41,7 +41,7 @@ def solution(zipped):
     return {rel: (ROOT / rel).read_text() for rel in STUDENT}
 
 
-def autograde(zip_path, where, submission, *args):
+def autograde(zip_path, where, submission, *args, python=sys.executable):
     """Unpack the zip into where/source, put `submission` {path: text} in where/submission, run run_autograder."""
     (where / "source").mkdir(parents=True)
     with zipfile.ZipFile(zip_path) as z:
@@ -52,7 +52,7 @@ def autograde(zip_path, where, submission, *args):
         (where / "submission" / rel).parent.mkdir(parents=True, exist_ok=True)
         (where / "submission" / rel).write_text(text)
     (where / "submission").mkdir(exist_ok=True)
-    env = {**os.environ, "AUTOGRADER_ROOT": str(where), "AUTOGRADER_PYTHON": sys.executable}
+    env = {**os.environ, "AUTOGRADER_ROOT": str(where), "AUTOGRADER_PYTHON": python}
     start = time.monotonic()
     done = subprocess.run(["bash", str(where / "source" / "run_autograder"), *args], env=env,
                           capture_output=True, text=True, timeout=900)
@@ -118,6 +118,11 @@ def test_package_paths_in_a_folder_and_missing_files_are_reported(zipped, soluti
     assert results["score"] == 20, results["output"]
     assert "missing: nano_forkrl/loss.py (upload it as loss.py or nano_forkrl/loss.py); graded as blank" \
         in results["output"]
+
+
+def test_a_results_json_comes_back_when_the_grader_itself_fails(zipped, tmp_path):
+    results, _ = autograde(zipped[0], tmp_path / "broken", {}, python="false")
+    assert results == {"score": 0, "output": "the grader failed (exit 1) before writing results", "tests": []}
 
 
 def test_collect_takes_a_zip_upload(tmp_path):
