@@ -117,6 +117,9 @@ def build(out, parts=None, root=ROOT):
         if rel.endswith(".ipynb"):
             text, n = _notebook(text, rel, quotes)
             cleared += [rel] * bool(n)
+        else:  # a line linking to a page the copy leaves out (the instructor's) goes too
+            gone = [f"]({Path(x).name})" for x in INSTRUCTOR_ONLY if x.endswith(".md")]
+            text = "".join(s for s in text.splitlines(keepends=True) if not any(g in s for g in gone))
         (out / rel).write_text(text)
     student_files = sorted({f for f, spans in found.items() if any(s[0] in parts for s in spans)})
     listing = {"parts": parts, "files": student_files, "functions": where}

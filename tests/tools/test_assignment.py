@@ -66,6 +66,7 @@ def test_the_copy_has_the_handout_public_expected_outputs_and_no_reference_ranki
 
     cases = load()
     assert set(expected) == {k for k, c in cases.items() if c.public} and len(expected) >= 9
+    assert "ASSIGNMENT.md" not in (out / "tutorials" / "README.md").read_text()  # no link to a page left out
     masking_tests = (out / "tests" / "test_masking.py").read_text()
     assert "def brute_force" not in masking_tests and "def test_hand_example_and_ties" in masking_tests
 
