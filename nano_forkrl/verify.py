@@ -120,6 +120,11 @@ def _terminating(x):
 
 
 def _sympy_equal(a, b):
+    """Two normalised element strings are equal as sympy expressions (to_sympy parses them). Unparseable, too big
+    or undefined (nan, zoo) is never equal. Constants: exactly equal (after simplification); infinities only to
+    themselves; a decimal equals an irrational or non-terminating constant within REL_TOL (relative), never a
+    rational with a finite decimal expansion (0.333 is not 1/3). With symbols: the difference expands or
+    simplifies to 0."""
     # BEGIN SOLUTION verify
     x, y = to_sympy(a), to_sympy(b)
     if x is None or y is None or x.has(sympy.nan, sympy.zoo) or y.has(sympy.nan, sympy.zoo):
