@@ -31,7 +31,7 @@ from nano_forkrl.entropy import entropy_statistics, score_batch
 from nano_forkrl.update import policy_step
 from nano_forkrl.engines.factory import make_sampler
 from nano_forkrl.run.bounds import check_lengths, drop_long, prompt_limit, report_skipped
-from nano_forkrl.run.checkpoint import restore_state, save_checkpoint
+from nano_forkrl.run.checkpoint import save_checkpoint
 from nano_forkrl.run.config import parse_args, to_dict, update_settings
 from nano_forkrl.run.data import collate_rollouts, load_split
 from nano_forkrl.run.distributed import place, quiet_other_ranks, setup
@@ -40,9 +40,11 @@ from nano_forkrl.run.guard import GuardedOptimizer, check_step
 from nano_forkrl.run.memcheck import check as check_memory, report as memory_report
 from nano_forkrl.run.metrics import Logger, Quiet, print_eval_change, timed
 from nano_forkrl.run.policy import enable_grad_checkpointing, load_policy
+from nano_forkrl.run.resume import restore_run
 from nano_forkrl.run.rollouts import collect_rollouts
 from nano_forkrl.run.rundir import plan, prepare
 from nano_forkrl.run.seeds import generator as seeded
+from nano_forkrl.run.stop import Stop, holding
 from nano_forkrl.tools.evaluate import evaluate
 
 
@@ -100,7 +102,8 @@ def _mean_of(updates):
     return {key: sum(float(u[key]) for u in updates) / len(updates) for key in updates[0]}
 
 
-def train(cfg):
+@holding  # `held`: the run folder's lock and the signal handlers, given back on any exit (run/stop.py)
+def train(cfg, held):
     """Runs the loop described in the module docstring. Returns the list of logged records. Before anything
     is written: the run folder is checked (an existing run is never replaced without --resume
     or --overwrite), the model and data are loaded and prompts over the length limit are found. An optimizer
@@ -133,15 +136,12 @@ def train(cfg):
     sampler = make_sampler(cfg.sampler, engine, tokenizer, max_new_tokens=cfg.max_new_tokens, top_p=cfg.top_p,
                            seed=cfg.seed if ranks is None else ranks.seed(cfg.seed),  # torchrun: one per rank
                            temperature=cfg.temperature, gpu_memory_utilization=cfg.vllm_gpu_memory)
-    step, cursor = 0, 0
-    if resuming:
-        step, cursor = (restore_state if ranks is None else ranks.restore)(ckpt, optimizer, sampler)
-        print(f"resumed from {ckpt} at step {step}")
-    elif cfg.resume:
-        print(f"--resume: no run in {cfg.out_dir} yet, starting fresh")
+    step, cursor, data, changes = restore_run(cfg, ckpt, problems, optimizer, sampler, ranks)  # run/resume.py
     if (main := ranks is None or ranks.main):  # torchrun: rank 0 alone writes the log
-        prepare(cfg)  # the first write to disk: every input above is valid
+        held.enter_context(prepare(cfg))  # the first write to disk: every input above is valid; the lock
     logger, records = Logger(cfg.out_dir, step) if main else Quiet(), []
+    if changes:
+        logger.log({"step": step, "config_changes": changes})
     report_skipped(logger, n_long, n_long + len(problems), limit, log=step == 0)  # a resume logged it before
 
     def run_eval(at):
@@ -159,7 +159,7 @@ def train(cfg):
     from tqdm.auto import tqdm
     bar = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc="train",
                disable=None if main else True)
-    failed = 0
+    failed, stops = 0, held.enter_context(Stop())  # from here a signal means: save, then exit
     for step in bar:
         cursor, stats = train_step(cfg, model, guard, sampler, tokenizer, problems, cursor, ref_model, ranks)
         failed = check_step(stats, guard, step + 1, failed, cfg.out_dir)
@@ -170,9 +170,10 @@ def train(cfg):
         done = step + 1 == cfg.steps
         if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or done:
             run_eval(step + 1)
-        if (cfg.save_every and (step + 1) % cfg.save_every == 0) or (done and cfg.final_save):
+        if stops.requested(ranks) or (cfg.save_every and (step + 1) % cfg.save_every == 0) or (done and cfg.final_save):
             save = save_checkpoint if ranks is None else ranks.save  # torchrun: rank 0 writes the full state
-            save(cfg.out_dir, model, tokenizer, optimizer, sampler, step + 1, cursor, cfg)
+            save(cfg.out_dir, model, tokenizer, optimizer, sampler, step + 1, cursor, cfg, data)
+        stops.exit_if(step + 1, cfg)  # after a signal: the message and exit status (run/stop.py)
     return records
 
 

@@ -119,6 +119,90 @@ def test_resume_repairs_a_torn_last_metrics_line(finished_run, tmp_path):
     assert [s for s in lines if s > 0] == [1, 2, 2, 3, 3]
 
 
+def test_resume_with_another_configuration_is_refused_or_really_applied(finished_run, tmp_path):
+    """The reported failure: rho and seed changed mid-run silently, the new lr was ignored by the restored
+    optimizer while the saved config recorded it."""
+    import shutil
+    from nano_forkrl.run.errors import RunError
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    before = _tree(out)
+    changed = FAST + ["--steps", "3", "--eval-every", "0", "--out-dir", str(out), "--resume", "--lr", "1e-3", "--rho",
+                      "1.0", "--seed", "5"]
+    with pytest.raises(RunError, match="another configuration or data") as err:
+        train(parse_args(changed))
+    for change in ("lr 0.0001 -> 0.001", "rho 0.2 -> 1.0", "seed 0 -> 5", "training data sha256:"):
+        assert change in str(err.value)
+    assert _tree(out) == before  # nothing was written
+    records = train(parse_args(changed + ["--accept-config-changes"]))
+    assert records[0]["frac_tokens_trained"] == 1.0  # rho 1.0: every response token
+    state = torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=True)
+    assert state["step"] == 3 and state["optimizer"]["param_groups"][0]["lr"] == 1e-3  # the lr really used
+    assert (state["config"]["lr"], state["config"]["rho"], state["config"]["seed"]) == (1e-3, 1.0, 5)
+    logged = [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "config_changes" in r]
+    assert len(logged) == 1 and logged[0]["step"] == 2
+    assert logged[0]["config_changes"]["lr"] == [1e-4, 1e-3] and "training data" in logged[0]["config_changes"]
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_and_a_killed_one_resumes(tmp_path):
+    """The reported failure: two runs into one folder both ran, logging every step twice; with --overwrite the
+    second one removes the first one's files while it trains."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from nano_forkrl.run.checkpoint import checkpoint_step, latest_checkpoint
+    from nano_forkrl.run.errors import RunError
+    out = tmp_path / "run"
+    flags = FAST + ["--eval-every", "0", "--save-every", "1", "--out-dir", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    first = subprocess.Popen([sys.executable, "-m", "nano_forkrl.train", *flags, "--steps", "50"], env=env,
+                             cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 600
+        while checkpoint_step(out / "checkpoint") is None:  # the first run is training
+            assert first.poll() is None and time.time() < deadline, "the first run saved no checkpoint"
+            time.sleep(0.1)
+        with pytest.raises(RunError, match=rf"in use by another run \(process {first.pid} holds .*run.lock"):
+            train(parse_args(flags + ["--steps", "1", "--overwrite"]))
+        assert first.poll() is None and (out / "checkpoint").exists()  # the first run and its files are untouched
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=60)
+    killed_at = checkpoint_step(latest_checkpoint(out))  # a kill inside a save: the newest complete one counts
+    records = train(parse_args(flags + ["--steps", str(killed_at + 1), "--resume"]))  # the lock died with it
+    assert [r["step"] for r in records if "eval" not in r] == [killed_at + 1]
+
+
+def _subprocess_error(argv, marker):
+    """Run a command line tool in a fresh process; its stderr's one `error:` line. `marker` must not exist after."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    env = {k: v for k, v in os.environ.items() if k != "NANO_FORKRL_DEBUG"}
+    child = subprocess.run([sys.executable, "-m", *argv], cwd=Path(__file__).resolve().parents[1], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert not marker.exists(), "the checkpoint's payload ran"
+    lines = child.stderr.strip().splitlines()
+    assert child.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), child.stderr[-2000:]
+    return lines[0]
+
+
+def test_resume_refuses_a_hostile_checkpoint_and_runs_nothing(tmp_path):
+    """The reported failure: a trainer_state.pt carrying an os.system payload ran it on --resume, silently."""
+    from conftest import write_hostile_state
+    out, marker = tmp_path / "run", tmp_path / "ran"
+    write_hostile_state(out / "checkpoint" / "trainer_state.pt", marker)
+    (out / "metrics.jsonl").write_text('{"step": 0}\n')
+    line = _subprocess_error(["nano_forkrl.train", "--resume", "--out-dir", str(out)], marker)
+    assert "trainer_state.pt: refused to load" in line
+
+
 def test_a_diverging_run_is_undone_and_stopped_and_saves_no_broken_weights(tmp_path):
     from nano_forkrl.run.errors import RunError
     from nano_forkrl.run.policy import load_policy

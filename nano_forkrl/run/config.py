@@ -98,6 +98,8 @@ class Config:
     out_dir: str = knob("runs/tiny", "run folder: metrics.jsonl and checkpoint/")
     resume: bool = knob(False, "continue the run in out_dir from its newest complete checkpoint")
     overwrite: bool = knob(False, "replace the run in out_dir (otherwise an existing run is never touched)")
+    accept_config_changes: bool = knob(False, "--resume even when the configuration or training data differ from "
+                                              "the checkpoint's (the new values are used and logged; run/resume.py)")
     debug: bool = knob(False, "full tracebacks instead of one-line errors (also NANO_FORKRL_DEBUG=1)")
     save_every: int = knob(25, "steps between checkpoints (0 = only at the end)")
     preset: str = knob("tiny", "starting values, overridden by any other flag")

@@ -282,3 +282,33 @@ def test_a_run_killed_at_any_stage_of_a_save_resumes_to_the_end(tmp_path, stage,
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [s for s in steps if s > 0] == sorted(s for s in steps if s > 0) and steps.count(3) == 2  # step + eval
 
+
+def test_sigterm_saves_the_step_in_flight_and_the_run_resumes_to_the_end(tmp_path, reference):
+    """What a cluster's preemption sends: the run finishes its step, saves, exits 143 with a message; the resumed
+    run ends as if it had never been stopped."""
+    import json
+    import time
+
+    from nano_forkrl.run.config import parse_args
+    from nano_forkrl.train import train
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen([sys.executable, "-m", "nano_forkrl.train", *FAST, "--save-every", "0", "--steps", "3",
+                              "--out-dir", str(out)], cwd=root, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    log, deadline = out / "metrics.jsonl", time.time() + 600
+    while not (log.exists() and '"accuracy"' in log.read_text()) and child.poll() is None:  # step 1 logged
+        assert time.time() < deadline, "the child logged no step"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGTERM)  # during step 2 (steps take seconds): no checkpoint exists yet
+    err = child.communicate(timeout=600)[1]
+    assert child.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "SIGTERM: the run stops after this step" in err and "stopped by SIGTERM after step" in err
+    saved = torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=True)["step"]
+    assert saved in (1, 2) and f"after step {saved}:" in err
+    train(parse_args(FAST + ["--steps", "3", "--out-dir", str(out), "--resume"]))
+    got = _params(out / "checkpoint")
+    assert all(torch.equal(got[k], reference[k]) for k in reference)
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert [s for s in steps if s > 0] == [1, 2, 3, 3]  # each step once, then the final evaluation
