@@ -1,6 +1,7 @@
 """Benchmark: tokens/s, peak memory and MFU per phase of an RL step, for one model, device and batch shape.
 
     python -m nano_forkrl.bench     # tiny preset, small shapes, current device (< 1 min on a 2-core CPU)
+    python -m nano_forkrl.bench --samplers none --no-update --rl-steps 30 --eval-runs 3   # the loop
     python -m nano_forkrl.bench --model DIR --batches 64,256 --new-tokens 512 --update-shape 8x4096 \
         --naive-update
 
@@ -22,6 +23,7 @@ import transformers
 
 from nano_forkrl.run.policy import load_policy, pick_device
 from nano_forkrl.tools.flops import non_embedding_params, peak_tflops
+from nano_forkrl.tools.loop_bench import bench_eval, bench_rl_steps
 from nano_forkrl.tools.rollout_bench import SAMPLERS, bench_rollout
 from nano_forkrl.tools.update_bench import bench_update
 
@@ -34,7 +36,12 @@ def table(phases):
     head = f"{'phase':13}{'what':18}{'tok/s':>11}{'seconds':>9}{'peak GB':>9}{'saved GB':>9}{'MFU':>7}"
     lines = [head + "  error"]
     for p in phases:
-        what = f"{p['sampler']} B={p['batch']}" if "sampler" in p else f"{p['batch']}x{p['seq_len']}"
+        if "preset" in p:  # the loop: seconds per step or per evaluation, median of p["runs"]
+            what = f"{p['preset']} x{p['runs']}"
+        elif "sampler" in p:
+            what = f"{p['sampler']} B={p['batch']}"
+        else:
+            what = f"{p['batch']}x{p['seq_len']}"
         util = f"{p['mfu']:.1%}" if p.get("mfu") is not None else ""
         saved = f"{p['saved_gb']:.3f}" if "saved_gb" in p else ""
         lines.append(f"{p['phase']:13}{what:18}{p.get('tok_per_s', 0):11.0f}{p.get('seconds', 0):9.3f}"
@@ -73,6 +80,16 @@ def parse_args(argv):
     ap.add_argument("--naive-update", action="store_true", help="also run the full-logits baseline update")
     ap.add_argument("--peak-tflops", type=float, default=None,
                     help="peak TFLOP/s for MFU (default: flops.PEAK_TFLOPS by GPU name; none on CPU)")
+    ap.add_argument("--rl-steps", type=int, default=0,
+                    help="also time this many RL steps of --preset's loop (its model and data; "
+                         "median seconds per step after one untimed step; tools/loop_bench.py)")
+    ap.add_argument("--eval-runs", type=int, default=0,
+                    help="also time this many evaluations of --preset's held-out set "
+                         "(eval_n x eval_k samples)")
+    ap.add_argument("--preset", default="tiny",
+                    help="the preset whose loop --rl-steps and --eval-runs time")
+    ap.add_argument("--loop-flags", default="", type=str.split,
+                    help="train flags on top of --preset for the loop, e.g. '--eval-n 50'")
     ap.add_argument("--out", default="bench.json", help="the JSON file, rewritten after every measurement")
     return ap.parse_args(argv)
 
@@ -88,6 +105,12 @@ def plan(args, samplers, model, tokenizer, device, add):
         steps.append(("update", lambda: add(bench_update(model, args, device, naive=False))))
     if args.naive_update:
         steps.append(("naive_update", lambda: add(bench_update(model, args, device, naive=True))))
+    if args.rl_steps:
+        steps.append(("rl_step", lambda: add(
+            bench_rl_steps(args.preset, args.rl_steps, device, args.loop_flags))))
+    if args.eval_runs:
+        steps.append(("evaluation", lambda: add(
+            bench_eval(args.preset, args.eval_runs, device, args.loop_flags))))
     if "vllm" in samplers:
         steps.append(("rollout vllm", rollout("vllm")))
     return steps

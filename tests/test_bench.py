@@ -157,3 +157,23 @@ def test_vllm_is_in_the_default_list_on_cuda_only_and_listed_runs_on_cpu(tmp_pat
     bench.main(TINY_ARGS + ["--samplers", "vllm,torch", "--no-update", "--out", str(tmp_path / "b.json")])
     assert calls == ["torch", "vllm"]
     assert "vllm" in bench.SAMPLERS_HELP and "CPU" in bench.SAMPLERS_HELP
+
+
+def test_loop_phases_run_with_the_loop_flags(tmp_path, monkeypatch):
+    """--rl-steps and --eval-runs add the loop's measurements (tools/loop_bench.py), with --preset
+    and --loop-flags passed through."""
+    calls = []
+
+    def stub(kind):
+        return lambda *a: calls.append((kind, *a)) or {"phase": kind, "preset": a[0], "runs": a[1],
+                                                       "seconds": 0.5, "peak_mem_gb": 0.1}
+    monkeypatch.setattr(bench, "bench_rl_steps", stub("rl_step"))
+    monkeypatch.setattr(bench, "bench_eval", stub("evaluation"))
+    flags = ["--samplers", "none", "--no-update", "--rl-steps", "5", "--eval-runs", "2",
+             "--loop-flags", "--eval-n 50", "--out", str(tmp_path / "b.json")]
+    result = bench.main(TINY_ARGS + flags)
+    device = torch.device("cpu")
+    assert calls == [("rl_step", "tiny", 5, device, ["--eval-n", "50"]),
+                     ("evaluation", "tiny", 2, device, ["--eval-n", "50"])]
+    assert [p["phase"] for p in result["phases"]] == ["rl_step", "evaluation"]
+    assert "tiny x5" in bench.table(result["phases"])
