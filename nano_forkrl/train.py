@@ -29,7 +29,7 @@ import transformers
 from nano_forkrl.advantage import ESTIMATORS, group_advantages
 from nano_forkrl.entropy import entropy_statistics, score_batch
 from nano_forkrl.update import policy_step
-from nano_forkrl.engines.factory import make_sampler
+from nano_forkrl.engines.factory import close_sampler, make_sampler
 from nano_forkrl.run.bounds import check_lengths, drop_long, prompt_limit, report_skipped
 from nano_forkrl.run.checkpoint import save_checkpoint
 from nano_forkrl.run.config import parse_args, to_dict, update_settings
@@ -122,9 +122,7 @@ def train(cfg, held):
     if cfg.grad_ckpt:
         enable_grad_checkpointing(model)
     # optional KL to the initial policy (off by default, as in DAPO): a frozen copy of the starting weights
-    ref_model = None
-    if cfg.kl_coef > 0:
-        ref_model = load_policy(cfg.model, cfg.device, cfg.dtype, seed=cfg.seed)[0].eval()
+    ref_model = load_policy(cfg.model, cfg.device, cfg.dtype, seed=cfg.seed)[0].eval() if cfg.kl_coef > 0 else None
     model, engine, ref_model = place(ranks, model, cfg.sampler, ref_model)  # engine: what the sampler decodes
     problems = load_split(cfg.train_data, "train", seed=cfg.seed)
     held_out = load_split(cfg.eval_data, "test", limit=cfg.eval_n or None)
@@ -136,6 +134,7 @@ def train(cfg, held):
     sampler = make_sampler(cfg.sampler, engine, tokenizer, max_new_tokens=cfg.max_new_tokens, top_p=cfg.top_p,
                            seed=cfg.seed if ranks is None else ranks.seed(cfg.seed),  # torchrun: one per rank
                            temperature=cfg.temperature, gpu_memory_utilization=cfg.vllm_gpu_memory)
+    held.callback(close_sampler, sampler)  # a vLLM engine's memory is freed on any exit
     step, cursor, data, changes = restore_run(cfg, ckpt, problems, optimizer, sampler, ranks)  # run/resume.py
     if (main := ranks is None or ranks.main):  # torchrun: rank 0 alone writes the log
         held.enter_context(prepare(cfg))  # the first write to disk: every input above is valid; the lock
