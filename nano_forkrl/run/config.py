@@ -102,9 +102,9 @@ class Config:
                                               "the checkpoint's (the new values are used and logged; run/resume.py)")
     debug: bool = knob(False, "full tracebacks instead of one-line errors (also NANO_FORKRL_DEBUG=1)")
     save_every: int = knob(25, "steps between checkpoints (0 = only at the end)")
+    final_save: bool = knob(True, "a checkpoint at the end of the run (--no-final-save: none, e.g. in speed checks)")
     preset: str = knob("tiny", "starting values, overridden by any other flag")
     # memory plan (run/memplan.py), checked before any weight is loaded
-    final_save: bool = knob(True, "a checkpoint at the end of the run (--no-final-save: none, e.g. in speed checks)")
     plan: bool = knob(False, "print the memory plan per device and exit (no weights or GPU needed)")
     gpus: int = knob(0, "GPUs --plan assumes (0 = WORLD_SIZE, else 1; a run checks its processes)")
     gpu_memory: float = knob(0.0, "GiB per GPU the plan is for (0 = this machine's GPU, 80 without "
