@@ -33,7 +33,7 @@ def test_few_steps_end_to_end(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     AutoModelForCausalLM.from_pretrained(out / "checkpoint")  # a plain HF folder
     AutoTokenizer.from_pretrained(out / "checkpoint")
-    assert torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=False)["step"] == 2
+    assert torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=True)["step"] == 2
 
 
 def test_kl_to_the_initial_policy_is_wired(tmp_path):

@@ -46,7 +46,7 @@ def test_save_then_restore_round_trip(tmp_path):
     assert opt2.state_dict()["state"][0]["step"] == opt.state_dict()["state"][0]["step"]
     # saving again replaces the folder atomically (old one renamed, then removed)
     save_checkpoint(tmp_path, model, tok, opt, sampler, step=8, cursor=256, cfg=Config())
-    state = torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=False)
+    state = torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=True)
     assert state["step"] == 8 and state["config"]["rho"] == 0.2
 
 
@@ -105,7 +105,7 @@ def test_a_kill_during_the_old_folder_clean_up_does_not_break_the_next_save(tmp_
     shutil.copytree(tmp_path / "checkpoint", tmp_path / "checkpoint.old")
     _save(tmp_path, 4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
-    assert torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=False)["step"] == 4
+    assert torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=True)["step"] == 4
 
 
 def test_non_finite_weights_are_never_saved(tmp_path):
@@ -117,7 +117,7 @@ def test_non_finite_weights_are_never_saved(tmp_path):
         next(model.parameters()).fill_(float("nan"))
     with pytest.raises(RunError, match="non-finite weights"):
         _save(tmp_path, 4, model)
-    assert torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=False)["step"] == 2
+    assert torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=True)["step"] == 2
 
 
 def test_a_hostile_trainer_state_is_refused_and_runs_nothing(tmp_path):
@@ -276,7 +276,7 @@ def test_a_run_killed_at_any_stage_of_a_save_resumes_to_the_end(tmp_path, stage,
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
     train(parse_args(FAST + ["--steps", "3", "--out-dir", str(out), "--resume"]))
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint"]
-    assert torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=False)["step"] == 3
+    assert torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=True)["step"] == 3
     got = _params(out / "checkpoint")
     assert all(torch.equal(got[k], reference[k]) for k in reference)  # as if it had never been killed
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
