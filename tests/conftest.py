@@ -48,6 +48,22 @@ def qwen3_shaped(tokenizer, seed=0, tie=True, vocab_size=151_936):
     return Qwen3ForCausalLM(config).eval()
 
 
+# `pytest -m quick`: the six concepts and the loop, about a minute on 2 cores (README, "Two commands")
+QUICK_FILES = {"test_sampling.py", "test_verify.py", "test_advantage.py", "test_entropy.py",
+               "test_masking.py", "test_loss.py", "test_update.py"}
+QUICK_TESTS = {("test_train.py", "test_few_steps_end_to_end")}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "quick: the six concepts and the loop (pytest -m quick)")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name in QUICK_FILES or (item.path.name, item.originalname) in QUICK_TESTS:
+            item.add_marker(pytest.mark.quick)
+
+
 @pytest.fixture
 def tiny_model():
     return make_tiny_qwen3()
