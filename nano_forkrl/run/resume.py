@@ -10,9 +10,10 @@ weight decay are set in its restored param_groups, and a new --seed restarts the
 instead of restoring the saved ones.
 
 May differ silently (`SILENT`): how long the run goes and how often it evaluates and saves (--steps extends a
-run), where its folder is, and the flags that only steer this invocation (--resume, --overwrite, --debug,
---accept-config-changes). A field the checkpoint lacks (saved by an older version) is compared with its default;
-a checkpoint without a data fingerprint (an older version) is not compared on data.
+run), whether it saves at the end, where its folder is, and the flags that only steer this invocation (--resume,
+--overwrite, --debug, --accept-config-changes, and the memory plan's --plan, --gpus, --gpu-memory). A field the
+checkpoint lacks (saved by an older version) is compared with its default; a checkpoint without a data
+fingerprint (an older version) is not compared on data.
 """
 import hashlib
 import json
@@ -24,7 +25,8 @@ from nano_forkrl.run.checkpoint import STATE, load_state, restore_state
 from nano_forkrl.run.config import Config, to_dict
 from nano_forkrl.run.errors import RunError
 
-SILENT = ("steps", "eval_every", "save_every", "out_dir", "resume", "overwrite", "debug", "accept_config_changes")
+SILENT = ("steps", "eval_every", "save_every", "final_save", "out_dir", "resume", "overwrite", "debug",
+          "accept_config_changes", "plan", "gpus", "gpu_memory")
 DATA = "training data"  # the name of the data fingerprint among the differences
 
 

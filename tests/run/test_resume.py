@@ -25,10 +25,10 @@ def test_the_fingerprint_follows_the_contents_and_order_of_the_problems():
 def test_only_the_documented_fields_may_differ_silently():
     saved = Config(lr=1e-4)
     quiet = Config(lr=1e-4, steps=900, eval_every=3, save_every=7, out_dir="elsewhere", resume=True, overwrite=True,
-                   debug=True, accept_config_changes=True)
+                   debug=True, accept_config_changes=True, final_save=False, plan=True, gpus=8, gpu_memory=40.0)
     assert differences(to_dict(saved), "d", quiet, "d") == {}
-    assert set(SILENT) == {"steps", "eval_every", "save_every", "out_dir", "resume", "overwrite", "debug",
-                           "accept_config_changes"}
+    assert set(SILENT) == {"steps", "eval_every", "save_every", "final_save", "out_dir", "resume", "overwrite",
+                           "debug", "accept_config_changes", "plan", "gpus", "gpu_memory"}
     loud = Config(lr=1e-3, rho=1.0, seed=5)
     assert differences(to_dict(saved), "d", loud, "e") == {"lr": [1e-4, 1e-3], "rho": [0.2, 1.0], "seed": [0, 5],
                                                             "training data": ["d", "e"]}
