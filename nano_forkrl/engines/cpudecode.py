@@ -57,22 +57,24 @@ class LeanDecoder(StaticCacheDecoder):
                 layer.post_attention_layernorm, _linear_weights(mlp.gate_proj, mlp.up_proj),
                 mlp.act_fn, mlp.down_proj))
 
-    def lean_step(self, ids, positions, slot):
-        """ids, positions [B]: the tokens written to cache slot `slot`; returns logits [B, V]."""
+    def lean_step(self, ids, positions, slot, cache=None):
+        """ids, positions [b]: the tokens written to cache slot `slot`; returns logits [b, V].
+        cache: (k, v, bias) of the b rows still decoding (LeanSession's), default all B rows."""
         B, D, n_kv = ids.shape[0], self.head_dim, self.n_kv
+        k_cache, v_cache, bias = cache or (self.k, self.v, self.bias)
         h = self.body.embed_tokens(ids)                                   # [B, H]
         cos, sin = self.cos[positions][:, None], self.sin[positions][:, None]  # [B, 1, D]
-        bias = self.bias[:, None, None, :slot + 1]                        # [B, 1, 1, L]
+        bias = bias[:, None, None, :slot + 1]                             # [B, 1, 1, L]
         for i, (norm1, (w_qkv, b_qkv), (w_qk, eps), o_proj, scale, norm2, (w_gu, b_gu), act,
                 down) in enumerate(self.layers):
             x = F.rms_norm(h, (h.shape[-1],), norm1.weight, norm1.variance_epsilon)
             qkv = F.linear(x, w_qkv, b_qkv).view(B, -1, D)         # [B, n_q + 2 n_kv, D]
             qk = F.rms_norm(qkv[:, :-n_kv], (D,), None, eps) * w_qk  # normalise, then weight
             qk = qk * cos + qk.roll(D // 2, -1) * sin              # RoPE on q and k heads at once
-            self.k[i, :, :, slot] = qk[:, -n_kv:]
-            self.v[i, :, :, slot] = qkv[:, -n_kv:]
+            k_cache[i, :, :, slot] = qk[:, -n_kv:]
+            v_cache[i, :, :, slot] = qkv[:, -n_kv:]
             q = qk[:, :-n_kv].view(B, n_kv, self.group, D)        # G query heads per kv head
-            keys, values = self.k[i, :, :, :slot + 1], self.v[i, :, :, :slot + 1]
+            keys, values = k_cache[i, :, :, :slot + 1], v_cache[i, :, :, :slot + 1]
             o = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias, scale=scale)
             h = h + o_proj(o.reshape(B, -1))
             gate, up = F.linear(F.rms_norm(h, (h.shape[-1],), norm2.weight, norm2.variance_epsilon),
@@ -85,8 +87,13 @@ class LeanDecoder(StaticCacheDecoder):
 
 class LeanSession:
     """One batch's decode state on the CPU path (the `prefill` / `step` pair of TorchSampler's
-    loop): the prompt fills slots 0..P-1, step t writes slot P + t. Finished rows keep decoding
-    (their outputs are discarded): every row draws from the sampler's RNG as on the plain path."""
+    loop): the prompt fills slots 0..P-1, step t writes slot P + t.
+
+    Finished rows leave the forward: when a quarter of the rows left have stopped, the cache of
+    the others is copied into smaller tensors (`rows`: their batch rows). The logits of all B rows
+    stay in one buffer (a stopped row keeps its last ones), so `sample_next` still draws for every
+    row, as on the plain path: the same RNG draws, and the same tokens for the running rows (each
+    row's arithmetic does not depend on the other rows of the batch; tests)."""
 
     def __init__(self, decoder, ids, mask):
         self.dec, self.ids, self.P, self.t = decoder, ids, ids.shape[1], 0
@@ -96,13 +103,24 @@ class LeanSession:
         decoder.bias[:, :self.P].masked_fill_(~mask.bool(), float("-inf"))
         decoder.pack()
         self.positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        self.rows = torch.arange(ids.shape[0])
+        self.cache, self.logits = (decoder.k, decoder.v, decoder.bias), None
 
     def prefill(self):
-        logits = self.dec.forward(self.ids, self.positions, torch.tensor(0), self.P)
+        self.logits = self.dec.forward(self.ids, self.positions, torch.tensor(0), self.P)
         self.positions = self.positions[:, -1].clone()
-        return logits
+        return self.logits
 
     def step(self, tokens, real):
+        """tokens [B]; real [B]: the rows whose token is their own (still running before it)."""
+        running = real[self.rows]
+        if int(running.sum()) <= 0.75 * len(self.rows):  # drop the stopped rows from the forward
+            keep = running.nonzero().squeeze(1)
+            k, v, bias = self.cache
+            self.cache = (k[:, keep], v[:, keep], bias[keep])
+            self.rows, self.positions = self.rows[keep], self.positions[keep]
         self.positions += 1
         self.t += 1
-        return self.dec.lean_step(tokens, self.positions, self.P + self.t - 1)
+        out = self.dec.lean_step(tokens[self.rows], self.positions, self.P + self.t - 1, self.cache)
+        self.logits[self.rows] = out
+        return self.logits

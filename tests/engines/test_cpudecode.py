@@ -26,7 +26,8 @@ def test_step_logits_equal_the_hf_forward_with_left_padding_in_float32():
         assert torch.allclose(plain.prefill(), lean.prefill(), atol=1e-5)
         for tok in ([11, 12, 13], [4, 4, 4], [20, 1, 30]):
             tok = torch.tensor(tok)
-            a, b = plain.step(tok, torch.ones(3, dtype=torch.bool)), lean.step(tok, None)
+            real = torch.ones(3, dtype=torch.bool)
+            a, b = plain.step(tok, real), lean.step(tok, real)
             assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
 
 
@@ -37,19 +38,23 @@ def test_greedy_tokens_and_logprobs_equal_plain_path():
         assert torch.allclose(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-5)
 
 
-def test_sampled_tokens_and_rng_state_equal_plain_path_with_the_same_seed():
+def test_sampled_tokens_and_rng_state_equal_plain_path_with_the_same_seed(monkeypatch):
     """Same rule (sampling.sample_next), same generator, same draws in the same order: the same
-    tokens, and the generator ends in the same state (the next batch draws alike too)."""
+    tokens, and the generator ends in the same state (the next batch draws alike too), also while
+    stopped rows leave the forward (here most rows stop early, at different steps)."""
     model = make_tiny_qwen3()
-    kw = dict(max_new_tokens=40, temperature=1.0, top_p=0.9, seed=7, eos_ids=[1, 5])
+    kw = dict(max_new_tokens=40, temperature=1.0, top_p=0.9, seed=7, eos_ids=[1, 5, 9, 13])
     plain = TorchSampler(model, CharTok(), fast=False, **kw)
-    lean = TorchSampler(model, CharTok(), **kw)
+    lean, rows, step = TorchSampler(model, CharTok(), **kw), [], LeanDecoder.lean_step
+    monkeypatch.setattr(LeanDecoder, "lean_step",
+                        lambda self, ids, *a: rows.append(len(ids)) or step(self, ids, *a))
     for _ in range(2):
         a, b = plain.generate(PROMPTS, n=3), lean.generate(PROMPTS, n=3)
         assert [(r.response_ids, r.finish_reason) for r in a] == \
             [(r.response_ids, r.finish_reason) for r in b]
         assert {r.finish_reason for r in a} == {"eos", "length"}
         assert torch.equal(plain.rng_state(), lean.rng_state())
+    assert len(set(rows)) > 2 and min(rows) < len(PROMPTS) * 3 / 2  # the forward did shrink
 
 
 def test_sampled_token_frequencies_match_the_model_distribution():
@@ -75,7 +80,7 @@ def test_sampled_token_frequencies_match_the_model_distribution():
         return float(((obs - exp_) ** 2 / exp_).sum())
 
     k = int(big.sum())  # degrees of freedom: cells - 1
-    bound = k * (1 - 2 / (9 * k) + 4.75 * (2 / (9 * k)) ** 0.5) ** 3  # 1e-6 quantile, Wilson-Hilferty
+    bound = k * (1 - 2 / (9 * k) + 4.75 * (2 / (9 * k)) ** 0.5) ** 3  # 1e-6 quantile (W.-H.)
     observed = torch.bincount(first, minlength=len(CharTok())).double()
     assert chi2(observed) < bound, (chi2(observed), k)
     assert chi2(observed.roll(1)) > bound  # the right counts on the wrong tokens
