@@ -4,7 +4,8 @@
 
 `bench_rl_steps` runs `train.train_step` as the loop does (the preset's model, data, sampler,
 guarded AdamW; nothing written to disk) and reports the median seconds per step after one untimed
-step, and the median of each phase (rollout = sampling + verify + dynamic sampling's extra rounds,
+step (cpu_s: the median CPU seconds of this process per step, which a busy machine distorts
+less), and the median of each phase (rollout = sampling + verify + dynamic sampling's extra rounds,
 logprobs, update, sync). `bench_eval` times `tools/evaluate.evaluate` on the preset's held-out set
 (eval_n problems x eval_k samples, 200 x 4 for tiny), the call the loop makes every eval_every
 steps.
@@ -43,13 +44,14 @@ def bench_rl_steps(preset, steps, device, flags=()):
         cfg, model, tokenizer, sampler, problems = _loop(preset, device, flags)
         optimizer = GuardedOptimizer(torch.optim.AdamW(model.parameters(), lr=cfg.lr,
                                                        weight_decay=cfg.weight_decay))
-        cursor, seconds, phases = 0, [], []
+        cursor, seconds, cpu, phases = 0, [], [], []
         for _ in range(1 + steps):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             cursor, stats = train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor)
             seconds.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
             phases.append(stats["time"])
-        rec["seconds"] = statistics.median(seconds[1:])
+        rec["seconds"], rec["cpu_s"] = statistics.median(seconds[1:]), statistics.median(cpu[1:])
         rec["all_s"] = [round(s, 4) for s in seconds[1:]]
         names = phases[1]
         rec["phase_s"] = {k: statistics.median(p.get(k, 0.0) for p in phases[1:]) for k in names}
@@ -66,13 +68,15 @@ def bench_eval(preset, runs, device, flags=()):
     def run(rec):
         cfg, _, tokenizer, sampler, _ = _loop(preset, device, flags)
         held_out = load_split(cfg.eval_data, "test", limit=cfg.eval_n or None)
-        seconds = []
+        seconds, cpu = [], []
         for _ in range(1 + runs):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             result = evaluate(sampler, held_out, k=cfg.eval_k, template=cfg.template,
                               tokenizer=tokenizer, verifier=cfg.verifier)
             seconds.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
         rec["seconds"], rec["all_s"] = statistics.median(seconds[1:]), seconds[1:]
+        rec["cpu_s"] = statistics.median(cpu[1:])
         rec["samples"] = len(held_out) * cfg.eval_k
         rec["tok_per_s"] = rec["samples"] * result["mean_length"] / rec["seconds"]
         rec["avg@k"] = result[f"avg@{cfg.eval_k}"]  # the same before and after a speed change

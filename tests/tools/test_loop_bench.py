@@ -13,7 +13,7 @@ def test_rl_steps_report_the_median_step_and_its_phases():
     assert len(rec["all_s"]) == 3 and sorted(rec["all_s"])[1] == round(rec["seconds"], 4)
     assert {"rollout", "logprobs", "update", "sync"} <= set(rec["phase_s"]) or \
         set(rec["phase_s"]) == {"rollout"}  # a step whose groups were all equal has no update
-    assert 0 < rec["phase_s"]["rollout"] <= max(rec["all_s"])
+    assert 0 < rec["phase_s"]["rollout"] <= max(rec["all_s"]) and rec["cpu_s"] > 0
     assert rec["flags"] == SMALL and rec["peak_mem_gb"] > 0
 
 
@@ -26,6 +26,7 @@ def test_evaluation_times_eval_n_times_eval_k_samples_and_keeps_the_score():
     rec = bench_eval("tiny", 2, pick_device("cpu"), SMALL)
     assert "error" not in rec, rec
     assert rec["samples"] == 6 * 2 and len(rec["all_s"]) == 2 and rec["tok_per_s"] > 0
+    assert rec["cpu_s"] > 0
     model, tok = load_policy("tiny", "cpu")
     sampler = make_sampler("torch", model, tok, max_new_tokens=8, top_p=1.0, seed=0,
                            temperature=1.0)
