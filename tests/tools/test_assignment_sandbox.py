@@ -55,11 +55,16 @@ time.sleep(0.5)
 
 def test_an_endless_loop_is_stopped_with_its_process_group(tmp_path):
     code = "import os, subprocess, sys; subprocess.Popen([sys.executable, '-c', 'while True: pass'])\nwhile True: pass"
+    before = _live_children()  # in a whole test session, earlier tests may have left children of their own
     start = time.monotonic()
     data, why, _ = run(code, tmp_path, timeout=2.0)
     assert data == b"" and why.startswith("stopped after 2 s")
     assert time.monotonic() - start < 8
-    assert not [p for p, pp in sandbox._children().items() if pp == os.getpid() and alive(p)]
+    assert not _live_children() - before
+
+
+def _live_children():
+    return {p for p, pp in sandbox._children().items() if pp == os.getpid() and alive(p)}
 
 
 def test_a_crash_is_reported_with_its_output(tmp_path):
