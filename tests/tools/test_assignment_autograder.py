@@ -1,9 +1,9 @@
 """End to end (slow: about 5 minutes on 2 cores): the autograder zip, unpacked as Gradescope does, grading blank,
 solution and tampering submissions through `run_autograder`, with the installed environment instead of setup.sh.
 
-The two full runs (blank: 0, solution uploaded flat: 100) grade all nine parts; the others grade the parts
-their point needs. Each tampering submission keeps the blank bodies and adds an attack of issue 23; it must
-score 0 on every part.
+The three full runs (blank: 0, solution uploaded flat: 100, under package paths in a folder: 100) grade
+all nine parts; the others grade the parts their point needs. Each tampering submission keeps the blank
+bodies and adds an attack of issue 23; it must score 0 on every part.
 """
 import json
 import os
@@ -109,6 +109,12 @@ def test_blank_scores_0_and_the_solution_uploaded_flat_scores_100(zipped, soluti
     assert solved["score"] == 100, solved["output"]
     assert "missing" not in solved["output"] and "deadline 480 s" in solved["output"]
     print(f"\ngrading time: blank {seconds:.0f} s, solution {seconds_solved:.0f} s")
+
+
+def test_the_solution_uploaded_under_package_paths_in_a_folder_scores_100(zipped, solution, tmp_path):
+    results, seconds = autograde(zipped[0], tmp_path / "tree", {f"myrepo/{rel}": t for rel, t in solution.items()})
+    assert results["score"] == 100 and "missing" not in results["output"], results["output"]
+    print(f"\ngrading time: solution under package paths {seconds:.0f} s")
 
 
 def test_package_paths_in_a_folder_and_missing_files_are_reported(zipped, solution, tmp_path):
