@@ -13,9 +13,9 @@ returns len(prompts) * n `Rollout`s, group-contiguous: rows g*G .. g*G+G-1 belon
 Two details that bite in practice:
 - Qwen3's embedding has 151,936 rows but the tokenizer only ~151,669 tokens: ids >= len(tokenizer) must never be
   sampled, or an untrained (or random) model emits ids the tokenizer cannot decode.
-- Each sampled token's log-prob under the distribution it was drawn from, softmax(z / T) over the tokenizer's
-  ids, is returned with it; tests check it against the teacher-forced log-probs of `entropy.py` (equal whenever
-  the model gives the unused ids no mass, as a trained Qwen3 does).
+- TorchSampler returns each token's log-prob under softmax(z / T) over the tokenizer's ids (VLLMSampler only when
+  asked: the loop never reads them); tests check them against the teacher-forced log-probs of `entropy.py`
+  (equal whenever the model gives the unused ids no mass, as a trained Qwen3 does).
 """
 from dataclasses import dataclass, field
 
