@@ -17,7 +17,7 @@ user_cache=${NANO_FORKRL_CACHE:-$HOME/.cache/nano_forkrl}
 for built in "$user_cache"/tiny-*; do  # a warm start built before on this machine: the same key, reused
     [ -d "$built" ] && [ ! -e ".gpu/cache/$(basename "$built")" ] && cp -r "$built" .gpu/cache/
 done
-NANO_FORKRL_CACHE=.gpu/cache "$PY" -c "from nano_forkrl.run.tiny import load_tiny; load_tiny()"
+NANO_FORKRL_CACHE=.gpu/cache "$PY" -c "from nano_forkrl.tasks.tiny import load_tiny; load_tiny()"
 "$PY" -m nano_forkrl.tools.shrink_config "$QWEN3_DIR" .gpu/qwen3-small --hidden 256 --layers 2 --heads 4 \
     --kv-heads 2 --head-dim 64 > /dev/null
 du -sh .gpu

@@ -16,7 +16,7 @@ from nano_forkrl.advantage import dynamic_sampling_keep, group_advantages
 from nano_forkrl.entropy import token_entropy, token_logprobs_and_entropy
 from nano_forkrl.loss import clipped_pg_loss, naive_pg_loss
 from nano_forkrl.masking import masked_mean, masked_sum
-from nano_forkrl.run.data import collate_rollouts
+from nano_forkrl.tasks.data import collate_rollouts
 from nano_forkrl.verifier.extract import extract_answer
 from nano_forkrl.verify import is_equivalent
 

@@ -12,7 +12,7 @@ One training step, each arrow one call into a concept module:
             --sampling--> new weights into the rollout engine  (sampler.load_weights)
 
 Run `python -m nano_forkrl.train` (tiny CPU preset) or `--preset qwen3-0.6b` etc.; `--help` lists every flag.
-`torchrun --nproc_per_node N -m nano_forkrl.train ...` runs this loop on N processes (run/distributed.py).
+`torchrun --nproc_per_node N -m nano_forkrl.train ...` runs this loop on N processes (run/place/distributed.py).
 Outputs in --out-dir: metrics.jsonl (one line per step), checkpoint/ (a plain HF folder + trainer_state.pt),
 TensorBoard events when tensorboard is installed. `--resume` continues a killed run at the same step with
 the same data order and RNG streams.
@@ -30,22 +30,22 @@ from nano_forkrl.advantage import ESTIMATORS, group_advantages
 from nano_forkrl.entropy import entropy_statistics, score_batch
 from nano_forkrl.update import policy_step
 from nano_forkrl.engines.factory import close_sampler, make_sampler
-from nano_forkrl.run.bounds import check_lengths, drop_long, prompt_limit, report_skipped
-from nano_forkrl.run.checkpoint import save_checkpoint
-from nano_forkrl.run.config import parse_args, to_dict, update_settings
-from nano_forkrl.run.data import collate_rollouts, load_split
-from nano_forkrl.run.distributed import place, quiet_other_ranks, setup
-from nano_forkrl.run.errors import cli
-from nano_forkrl.run.guard import GuardedOptimizer, check_step
-from nano_forkrl.run.memcheck import check as check_memory, report as memory_report
-from nano_forkrl.run.metrics import Logger, Quiet, print_eval_change, timed
-from nano_forkrl.run.policy import enable_grad_checkpointing, load_policy
-from nano_forkrl.run.resume import restore_run
-from nano_forkrl.run.rollouts import collect_rollouts
-from nano_forkrl.run.rundir import plan, prepare
-from nano_forkrl.run.seeds import generator as seeded
-from nano_forkrl.run.stop import Stop, holding
-from nano_forkrl.tools.evaluate import evaluate
+from nano_forkrl.run.setup.bounds import check_lengths, drop_long, prompt_limit, report_skipped
+from nano_forkrl.run.persist.checkpoint import save_checkpoint
+from nano_forkrl.run.setup.config import parse_args, to_dict, update_settings
+from nano_forkrl.tasks.data import collate_rollouts, load_split
+from nano_forkrl.run.place.distributed import place, quiet_other_ranks, setup
+from nano_forkrl.utils.errors import cli
+from nano_forkrl.run.safety.guard import GuardedOptimizer, check_step
+from nano_forkrl.run.setup.memcheck import check as check_memory, report as memory_report
+from nano_forkrl.run.persist.metrics import Logger, Quiet, print_eval_change, timed
+from nano_forkrl.run.setup.policy import enable_grad_checkpointing, load_policy
+from nano_forkrl.run.persist.resume import restore_run
+from nano_forkrl.run.steps.rollouts import collect_rollouts
+from nano_forkrl.run.persist.rundir import plan, prepare
+from nano_forkrl.utils.seeds import generator as seeded
+from nano_forkrl.run.safety.stop import Stop, holding
+from nano_forkrl.run.steps.evaluation import evaluate
 
 
 def train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor, ref_model=None, ranks=None):
@@ -102,18 +102,18 @@ def _mean_of(updates):
     return {key: sum(float(u[key]) for u in updates) / len(updates) for key in updates[0]}
 
 
-@holding  # `held`: the run folder's lock and the signal handlers, given back on any exit (run/stop.py)
+@holding  # `held`: the run folder's lock and the signal handlers, given back on any exit (run/safety/stop.py)
 def train(cfg, held):
     """Runs the loop described in the module docstring. Returns the list of logged records. Before anything
     is written: the run folder is checked (an existing run is never replaced without --resume
     or --overwrite), the model and data are loaded and prompts over the length limit are found. An optimizer
     step that leaves non-finite weights or an exploding update is undone; a run whose steps keep failing stops
-    with a RunError, its last checkpoint intact (`run/guard.py`)."""
-    ranks = setup(cfg)  # None in one process; under torchrun this rank's place (run/distributed.py)
+    with a RunError, its last checkpoint intact (`run/safety/guard.py`)."""
+    ranks = setup(cfg)  # None in one process; under torchrun this rank's place (run/place/distributed.py)
     torch.manual_seed(cfg.seed)
     ckpt = plan(cfg)  # RunError instead of overwriting a run; touches nothing
     resuming = ckpt is not None
-    # the memory plan (run/memplan.py): a RunError naming the cheapest fixes before any weight loads
+    # the memory plan (run/setup/memplan.py): a RunError naming the cheapest fixes before any weight loads
     check_memory(cfg, 1 if ranks is None else ranks.world,  # this run's processes, not --gpus
                  source=str(ckpt) if resuming else None)
     with contextlib.nullcontext() if ranks is None else ranks.main_first():  # torchrun: rank 0 loads first
@@ -130,12 +130,12 @@ def train(cfg, held):
     problems, n_long = drop_long(problems, cfg.template, tokenizer, limit)
     check_lengths(held_out, cfg.template, tokenizer, limit, what=f"held-out set {cfg.eval_data!r}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    guard = GuardedOptimizer(optimizer, enabled=cfg.step_guard)  # what train_step steps (run/guard.py)
+    guard = GuardedOptimizer(optimizer, enabled=cfg.step_guard)  # what train_step steps (run/safety/guard.py)
     sampler = make_sampler(cfg.sampler, engine, tokenizer, max_new_tokens=cfg.max_new_tokens, top_p=cfg.top_p,
                            seed=cfg.seed if ranks is None else ranks.seed(cfg.seed),  # torchrun: one per rank
                            temperature=cfg.temperature, gpu_memory_utilization=cfg.vllm_gpu_memory)
     held.callback(close_sampler, sampler)  # a vLLM engine's memory is freed on any exit
-    step, cursor, data, changes = restore_run(cfg, ckpt, problems, optimizer, sampler, ranks)  # run/resume.py
+    step, cursor, data, changes = restore_run(cfg, ckpt, problems, optimizer, sampler, ranks)  # run/persist/resume.py
     if (main := ranks is None or ranks.main):  # torchrun: rank 0 alone writes the log
         held.enter_context(prepare(cfg))  # the first write to disk: every input above is valid; the lock
     logger, records = Logger(cfg.out_dir, step) if main else Quiet(), []
@@ -172,12 +172,12 @@ def train(cfg, held):
         if stops.requested(ranks) or (cfg.save_every and (step + 1) % cfg.save_every == 0) or (done and cfg.final_save):
             save = save_checkpoint if ranks is None else ranks.save  # torchrun: rank 0 writes the full state
             save(cfg.out_dir, model, tokenizer, optimizer, sampler, step + 1, cursor, cfg, data)
-        stops.exit_if(step + 1, cfg)  # after a signal: the message and exit status (run/stop.py)
+        stops.exit_if(step + 1, cfg)  # after a signal: the message and exit status (run/safety/stop.py)
     return records
 
 
 def main(argv=None):
-    """The command line: one `error: ...` line instead of a traceback for any failure (see run/errors.py)."""
+    """The command line: one `error: ...` line instead of a traceback for any failure (see utils/errors.py)."""
     return cli(_main, argv)
 
 

@@ -46,7 +46,7 @@ class UpdateSettings:
     kl_coef: weight of the k3 KL to a reference policy (0 = none, as in DAPO).
     micro_batch_size: sequences per forward/backward; max_grad_norm: clipping (None = none).
     temperature: the sampler's (log-probs are those of the distribution sampled from); chunk_size: entropy.py's.
-    reduce: under torchrun, the sum over the ranks' shares of the mini-batch (run/distributed.py), applied to
+    reduce: under torchrun, the sum over the ranks' shares of the mini-batch (run/place/distributed.py), applied to
         the normalisers and statistics; None in one process.
     """
     selection: TokenSelection = TokenSelection()

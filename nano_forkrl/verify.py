@@ -28,13 +28,12 @@ from fractions import Fraction
 import sympy
 
 from nano_forkrl.verifier.extract import committed_answer, extract_answer  # extract_answer: re-exported
-from nano_forkrl.verifier.latex import normalize, plain, structure
+from nano_forkrl.verifier.latex import MAX_CHARS, normalize, plain, structure
 from nano_forkrl.verifier.relations import RELATION, as_interval, chain_value, same_up_to_factor, sides
 from nano_forkrl.verifier.symbolic import to_sympy
 from nano_forkrl.verifier.timebound import bounded, pop_failures  # pop_failures: re-exported
 
 __all__ = ["extract_answer", "is_equivalent", "pop_failures", "reward"]
-MAX_CHARS = 1000  # a longer "answer" is not an answer
 REL_TOL = sympy.Rational(1, 10**6)
 VERIFIERS = ("ours", "math-verify")
 _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")  # one way to read each number (linear even where it fails)

@@ -27,7 +27,7 @@ def vocab_tokenizer():
     tests that need a tokenizer beside a Qwen3-sized embedding run either way."""
     from transformers import AutoTokenizer
 
-    from nano_forkrl.run.tiny import build_tiny_tokenizer
+    from nano_forkrl.tasks.tiny import build_tiny_tokenizer
 
     if (SHARED_QWEN3 / "vocab.json").exists():
         return AutoTokenizer.from_pretrained(str(SHARED_QWEN3))
@@ -86,8 +86,8 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
 
 def tiny_prompts(n=32):
     """Held-out prompts of the tiny task, as the loop formats them."""
-    from nano_forkrl.run.data import format_prompt
-    from nano_forkrl.run.tiny import tiny_problems
+    from nano_forkrl.tasks.data import format_prompt
+    from nano_forkrl.tasks.tiny import tiny_problems
 
     return [format_prompt(p["problem"], "plain") for p in tiny_problems("test", n)]
 

@@ -244,7 +244,7 @@ def test_real_vocab_peak_memory_far_below_full_logits():
 
 
 def test_score_batch_equals_one_full_pass_on_real_tokens():
-    from nano_forkrl.run.data import collate_rollouts
+    from nano_forkrl.tasks.data import collate_rollouts
     from nano_forkrl.entropy import score_batch
     model = make_tiny_qwen3()
     batch = collate_rollouts([[3, 4, 5], [6], [7, 8]], [[9, 10], [11, 12, 13, 14], [15]], pad_id=0)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import needs_cuda
 
-from nano_forkrl.run.config import parse_args
+from nano_forkrl.run.setup.config import parse_args
 from nano_forkrl.train import train
 
 FAST = ["--eval-n", "8", "--eval-k", "2", "--prompts-per-step", "8", "--mini-batch-prompts", "4",
@@ -87,7 +87,7 @@ def finished_run(tmp_path_factory):
 
 
 def test_an_existing_run_is_not_overwritten_unless_asked(finished_run):
-    from nano_forkrl.run.errors import RunError
+    from nano_forkrl.utils.errors import RunError
     before = _tree(finished_run)
     with pytest.raises(RunError, match="already holds a run"):
         train(parse_args(FAST + ["--steps", "2", "--eval-every", "0", "--out-dir", str(finished_run)]))
@@ -96,7 +96,7 @@ def test_an_existing_run_is_not_overwritten_unless_asked(finished_run):
 
 def test_resume_with_a_damaged_checkpoint_stops_instead_of_starting_fresh(finished_run, tmp_path):
     import shutil
-    from nano_forkrl.run.errors import RunError
+    from nano_forkrl.utils.errors import RunError
     out = tmp_path / "run"
     shutil.copytree(finished_run, out)
     (out / "checkpoint" / "trainer_state.pt").unlink()
@@ -123,7 +123,7 @@ def test_resume_with_another_configuration_is_refused_or_really_applied(finished
     """The reported failure: rho and seed changed mid-run silently, the new lr was ignored by the restored
     optimizer while the saved config recorded it."""
     import shutil
-    from nano_forkrl.run.errors import RunError
+    from nano_forkrl.utils.errors import RunError
     out = tmp_path / "run"
     shutil.copytree(finished_run, out)
     before = _tree(out)
@@ -154,8 +154,8 @@ def test_a_second_run_into_a_folder_in_use_is_refused_and_a_killed_one_resumes(t
     import time
     from pathlib import Path
 
-    from nano_forkrl.run.checkpoint import checkpoint_step, latest_checkpoint
-    from nano_forkrl.run.errors import RunError
+    from nano_forkrl.run.persist.checkpoint import checkpoint_step, latest_checkpoint
+    from nano_forkrl.utils.errors import RunError
     out = tmp_path / "run"
     flags = FAST + ["--eval-every", "0", "--save-every", "1", "--out-dir", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
@@ -204,8 +204,8 @@ def test_resume_refuses_a_hostile_checkpoint_and_runs_nothing(tmp_path):
 
 
 def test_a_diverging_run_is_undone_and_stopped_and_saves_no_broken_weights(tmp_path):
-    from nano_forkrl.run.errors import RunError
-    from nano_forkrl.run.policy import load_policy
+    from nano_forkrl.utils.errors import RunError
+    from nano_forkrl.run.setup.policy import load_policy
     out = tmp_path / "run"
     with pytest.raises(RunError, match="stopping at step 3: 3 steps in a row.*x the weight norm"):
         train(parse_args(FAST + ["--steps", "6", "--eval-every", "0", "--save-every", "2", "--lr", "1",
@@ -220,7 +220,7 @@ def test_a_diverging_run_is_undone_and_stopped_and_saves_no_broken_weights(tmp_p
 
 
 def test_training_prompts_over_the_limit_are_skipped_counted_and_logged(tmp_path, capsys):
-    from nano_forkrl.run.tiny import tiny_problems
+    from nano_forkrl.tasks.tiny import tiny_problems
     data = tmp_path / "train.jsonl"
     rows = tiny_problems("train", 40) + [{"id": f"huge{i}", "problem": "1+" * 5000, "answer": "1"} for i in range(3)]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -260,7 +260,7 @@ def test_user_errors_are_one_line_and_create_nothing(tmp_path, capsys, monkeypat
     assert not out.exists()  # nothing was created for any of these
     out.write_text("a file")
     assert "is a file" in _cli_error(flags, capsys, monkeypatch)
-    from nano_forkrl.run.errors import RunError
+    from nano_forkrl.utils.errors import RunError
     from nano_forkrl.train import main
     with pytest.raises(RunError):  # --debug: the exception itself, with its traceback
         main(["--model", "/nonexistent", "--debug", "--out-dir", str(tmp_path / "x")])

@@ -43,7 +43,7 @@ def _definition_lines(file, ident):
 @pytest.fixture(scope="session")
 def tutorial_env():
     """Fast mode and one shared, pre-built tiny-model cache for every kernel."""
-    from nano_forkrl.run.tiny import load_tiny
+    from nano_forkrl.tasks.tiny import load_tiny
 
     cache = os.environ.get("NANO_FORKRL_CACHE") or str(Path.home() / ".cache" / "nano_forkrl")
     with pytest.MonkeyPatch.context() as mp:

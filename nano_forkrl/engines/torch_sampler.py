@@ -18,7 +18,7 @@ import torch
 from transformers import DynamicCache
 
 from nano_forkrl.engines.fastdecode import kv_rows
-from nano_forkrl.run.device import to_dtype
+from nano_forkrl.utils.device import to_dtype
 from nano_forkrl.sampling import Sampler, encode_prompts, sample_next
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-from nano_forkrl.run.seeds import derive_seed
+from nano_forkrl.utils.seeds import derive_seed
 from nano_forkrl.sampling import Sampler, encode_prompts
 
 SUPPORTED = ("0.26", "0.34")  # [from, to): the versions whose worker has reload_weights(weights_iterator=...)

@@ -1,4 +1,4 @@
-"""How good is the model: avg@k and pass@k with the training sampler and verifier.
+"""`python -m nano_forkrl.tools.evaluate`: avg@k and pass@k of a model or checkpoint (run/steps/evaluation.py).
 
 For each problem we draw k samples and count c correct ones (reward from `verify.reward`):
 
@@ -14,68 +14,16 @@ CLI:  python -m nano_forkrl.tools.evaluate --model PATH --bench aime24 --k 8
 import argparse
 import json
 import math
-from math import comb
-from pathlib import Path
 
 import torch
 import transformers
 
 from nano_forkrl.engines.factory import CHOICES as SAMPLERS
-from nano_forkrl.run.bounds import check_lengths, prompt_limit
-from nano_forkrl.run.checkpoint import load_state
-from nano_forkrl.run.data import TEMPLATES, format_prompt, load_split
-from nano_forkrl.run.errors import cli
-from nano_forkrl.verify import VERIFIERS, reward
-
-
-def pass_at_k(n, c, k):
-    """Unbiased pass@k from n samples with c correct (needs n >= k)."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - comb(n - c, k) / comb(n, k)
-
-
-def evaluate(sampler, problems, *, k=1, template="plain", tokenizer=None, seed=1234, max_new_tokens=None,
-             verifier="ours"):
-    """avg@k and pass@k of `sampler` on `problems`, scored by `verifier` (verify.VERIFIERS). Returns
-    {"avg@k", "pass@k", "n_problems", "k", "mean_length", "per_problem": [c_i, ...]}."""
-    state = sampler.rng_state()
-    sampler.reseed(seed)  # fixed evaluation noise; training's RNG stream is restored below
-    try:
-        prompts = [format_prompt(p["problem"], template, tokenizer) for p in problems]
-        rollouts = sampler.generate(prompts, n=k, max_new_tokens=max_new_tokens)
-    finally:
-        sampler.set_rng_state(state)
-    correct = [0] * len(problems)
-    for r in rollouts:
-        correct[r.prompt_index] += reward(r.text, problems[r.prompt_index]["answer"], verifier=verifier) > 0
-    return summarize(correct, k, sum(len(r.response_ids) for r in rollouts))
-
-
-def summarize(correct, k, total_length):
-    """evaluate's result from the correct counts per problem (k samples each) and the summed response length
-    (also how a distributed evaluation combines its shares, run/distributed.py)."""
-    n = max(len(correct), 1)
-    return {
-        f"avg@{k}": sum(c / k for c in correct) / n,
-        f"pass@{k}": sum(pass_at_k(k, c, k) for c in correct) / n,
-        "n_problems": len(correct), "k": k,
-        "mean_length": total_length / max(len(correct) * k, 1),
-        "per_problem": correct,
-    }
-
-
-def cli_defaults(model, bench, template, max_new_tokens, long):
-    """(bench, template, max_new_tokens), each as given, else from what the model is. A checkpoint of ours knows its
-    training config (trainer_state.pt, read lazily with mmap); the tiny model, by name or trained on the tiny task,
-    gets the tiny held-out set, the plain template and the preset's 48 tokens; any other model math500, the boxed
-    template and `long` tokens."""
-    state = Path(str(model)) / "trainer_state.pt"
-    trained = load_state(state, mmap=True).get("config", {}) if state.exists() else {}  # never runs its code
-    tiny = model == "tiny" or bench == "tiny" or trained.get("train_data") == "tiny"
-    return (bench or ("tiny" if tiny else trained.get("eval_data") or "math500"),
-            template or trained.get("template") or ("plain" if tiny else "boxed"),
-            max_new_tokens or trained.get("max_new_tokens") or (48 if tiny else long))
+from nano_forkrl.run.setup.bounds import check_lengths, prompt_limit
+from nano_forkrl.run.steps.evaluation import cli_defaults, evaluate
+from nano_forkrl.tasks.data import TEMPLATES, load_split
+from nano_forkrl.utils.errors import cli
+from nano_forkrl.verify import VERIFIERS
 
 
 def parse_args(argv=None):
@@ -120,7 +68,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    """The command line: prints the summary as JSON; one `error: ...` line for any failure (run/errors.py)."""
+    """The command line: prints the summary as JSON; one `error: ...` line for any failure (utils/errors.py)."""
     return cli(_main, argv)
 
 
@@ -129,7 +77,7 @@ def _main(argv):
     transformers.utils.logging.disable_progress_bar()  # one result, not a bar per weight load
 
     from nano_forkrl.engines.factory import close_sampler, make_sampler
-    from nano_forkrl.run.policy import load_policy
+    from nano_forkrl.run.setup.policy import load_policy
 
     bench, template, max_new = cli_defaults(args.model, args.bench, args.template, args.max_new_tokens, long=4096)
     model, tokenizer = load_policy(args.model, args.device)

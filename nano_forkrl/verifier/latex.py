@@ -12,6 +12,8 @@ answer), and a comma followed by a space never joins digits into one number.
 """
 import re
 
+MAX_CHARS = 1000  # a longer "answer" is not an answer (verify.is_equivalent; tasks/data.py refuses such gold)
+
 # ---------------------------------------------------------------- canonical string
 _MINUS = "\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d"  # what a model may write for "-"
 # dropped: NUL, soft hyphen, bidi marks and isolates, zero-width spaces and joiners, word joiner, byte-order mark

@@ -5,7 +5,7 @@ from conftest import make_tiny_qwen3
 
 from nano_forkrl.engines.factory import close_sampler, make_sampler
 from nano_forkrl.engines.torch_sampler import TorchSampler
-from nano_forkrl.run.tiny import build_tiny_tokenizer
+from nano_forkrl.tasks.tiny import build_tiny_tokenizer
 
 
 def test_auto_is_torch_on_cpu_even_with_vllm_installed():

@@ -64,7 +64,7 @@ def test_prefill_logits_equal_hf_forward_with_left_padding():
 def test_cuda_graph_decoder_greedy_equals_plain_path():
     """The CUDA path proper: static KV cache + CUDA graphs, decoding with a bf16 copy of the fp32 policy, against
     the plain HF path with the same bf16 copy, on the warm-started tiny model (confident logits: few near-ties)."""
-    from nano_forkrl.run.policy import load_policy
+    from nano_forkrl.run.setup.policy import load_policy
 
     model, tok = load_policy("tiny", device="cuda")
     prompts, kw = tiny_prompts(64), dict(max_new_tokens=48, temperature=0, batch_size=64)
@@ -80,7 +80,7 @@ def test_cuda_graph_decoder_greedy_equals_plain_path():
 def test_cuda_graph_decoder_on_the_qwen3_0_6b_shape():
     """GQA 16/8 heads, head_dim 128, vocab 151,936 with random weights (near-ties everywhere: the helper checks
     that every divergence is one)."""
-    from nano_forkrl.run.policy import load_policy
+    from nano_forkrl.run.setup.policy import load_policy
 
     if not (SHARED_QWEN3 / "config.json").exists():
         pytest.skip(f"Qwen3-0.6B config not found at {SHARED_QWEN3} (set NANO_FORKRL_QWEN3_DIR)")

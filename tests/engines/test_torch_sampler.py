@@ -3,7 +3,7 @@ import pytest
 import torch
 from conftest import greedy_rows_equal_up_to_ties, make_tiny_qwen3
 
-from nano_forkrl.run.data import collate_rollouts
+from nano_forkrl.tasks.data import collate_rollouts
 from nano_forkrl.entropy import token_logprobs_and_entropy
 from nano_forkrl.engines.torch_sampler import TorchSampler
 from nano_forkrl.sampling import sample_next

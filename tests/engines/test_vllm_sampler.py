@@ -23,7 +23,7 @@ from conftest import (greedy_rows_equal_up_to_ties, needs_cuda, qwen3_shaped, ti
 from nano_forkrl.engines.torch_sampler import TorchSampler
 from nano_forkrl.engines.vllm_sampler import MAX_IDS, check_version, source_folder, unused_id_mask
 from nano_forkrl.entropy import token_logprobs_and_entropy
-from nano_forkrl.run.data import collate_rollouts
+from nano_forkrl.tasks.data import collate_rollouts
 from nano_forkrl.sampling import Rollout
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("vllm") is None,
@@ -288,7 +288,7 @@ def test_training_steps_with_vllm_rollouts_resume_exactly(tmp_path):
     uninterrupted three-step run, and the same samples at step 3 (the vLLM seed stream is restored). A random
     model earns no reward, so the weights move by AdamW's decoupled weight decay; every step still samples with
     vLLM, scores, updates and pushes the new weights."""
-    from nano_forkrl.run.config import parse_args
+    from nano_forkrl.run.setup.config import parse_args
     from nano_forkrl.train import train
 
     folder = tmp_path / "qwen3-shaped"  # config.json + tokenizer, no weights: --model random:DIR

@@ -1,15 +1,15 @@
-"""Tests for the errors of nano_forkrl/run/policy.py's load_policy/random_policy: each names what is wrong."""
+"""Tests for the errors of nano_forkrl/run/setup/policy.py's load_policy/random_policy: each names what is wrong."""
 import pytest
 import torch
 from conftest import make_tiny_qwen3
 
-from nano_forkrl.run.errors import RunError
-from nano_forkrl.run.policy import load_policy, random_policy
+from nano_forkrl.utils.errors import RunError
+from nano_forkrl.run.setup.policy import load_policy, random_policy
 
 
 @pytest.fixture
 def saved_folder(tmp_path):
-    from nano_forkrl.run.tiny import build_tiny_tokenizer
+    from nano_forkrl.tasks.tiny import build_tiny_tokenizer
     tok = build_tiny_tokenizer()
     make_tiny_qwen3(vocab_size=len(tok)).save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)

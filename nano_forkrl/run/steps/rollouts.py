@@ -1,0 +1,73 @@
+"""Rollouts for one training step: the seeded prompt stream and DAPO's dynamic sampling.
+
+Prompts come from an endless stream of seeded permutations of the training set (one per epoch), addressed by a
+single integer cursor, so a resumed run sees exactly the prompts it would have seen.
+
+DAPO's dynamic sampling (Yu et al. 2025, the constraint 0 < |{o_i correct}| < G): a group whose G rewards are all
+equal has zero advantage for every sample, so it only dilutes the batch. Such groups are dropped and more prompts
+are sampled (at most `max_gen_batches` rollout batches per step) until `prompts_per_step` informative groups are
+collected. Rewards come from `verify.reward`, plus DAPO's soft overlong penalty when `overlong_buffer` > 0.
+"""
+import torch
+
+from nano_forkrl.advantage import dynamic_sampling_keep, overlong_penalty
+from nano_forkrl.tasks.data import format_prompt
+from nano_forkrl.utils.seeds import generator as seeded
+from nano_forkrl.verify import pop_failures, reward
+
+
+def next_prompts(problems, cursor, k, seed):
+    """Problems cursor..cursor+k of an endless stream of seeded epoch permutations (resumable from cursor)."""
+    out, orders = [], {}
+    for c in range(cursor, cursor + k):
+        epoch, i = divmod(c, len(problems))
+        if epoch not in orders:
+            orders[epoch] = torch.randperm(len(problems), generator=seeded("epoch", seed, epoch))
+        out.append(problems[int(orders[epoch][i])])
+    return out, cursor + k
+
+
+def sample_groups(cfg, sampler, tokenizer, batch, ranks=None):
+    """G scored responses for each problem of `batch`, group-contiguous. Under torchrun (`ranks`) each rank
+    samples and scores a contiguous share of the prompts and gets every share back, in prompt order."""
+    share = slice(0, len(batch)) if ranks is None else ranks.span(len(batch))
+    prompts = [format_prompt(p["problem"], cfg.template, tokenizer) for p in batch[share]]
+    rollouts = sampler.generate(prompts, n=cfg.group_size)
+    scores = [reward(r.text, batch[share.start + r.prompt_index]["answer"], correct=cfg.reward_correct,
+                     wrong=cfg.reward_wrong, verifier=cfg.verifier) for r in rollouts]
+    if ranks is not None:
+        for r in rollouts:
+            r.prompt_index += share.start
+        parts = ranks.gather((rollouts, scores))
+        rollouts, scores = [r for rs, _ in parts for r in rs], [s for _, ss in parts for s in ss]
+    return rollouts, torch.tensor(scores)
+
+
+def collect_rollouts(cfg, sampler, tokenizer, problems, cursor, ranks=None):
+    """Sample G responses for prompts_per_step prompts; with dynamic sampling keep only informative groups,
+    sampling further batches (at most max_gen_batches) until the training batch is full (DAPO). Under torchrun
+    every rank returns the same groups; a batch left short is cut to rows that split evenly over the ranks."""
+    G, kept, first_stats = cfg.group_size, [], None
+    for _ in range(cfg.max_gen_batches):
+        batch, cursor = next_prompts(problems, cursor, cfg.prompts_per_step, cfg.seed)
+        rollouts, scores = sample_groups(cfg, sampler, tokenizer, batch, ranks)
+        correct = scores == cfg.reward_correct
+        lengths = torch.tensor([len(r.response_ids) for r in rollouts])
+        if cfg.overlong_buffer:
+            scores = scores + overlong_penalty(lengths, cfg.max_new_tokens, cfg.overlong_buffer, cfg.overlong_factor)
+        if first_stats is None:  # log what the policy does, before any filtering
+            first_stats = {"reward": scores.mean().item(), "accuracy": correct.float().mean().item(),
+                           "response_length": lengths.float().mean().item(),
+                           "truncated": sum(r.finish_reason == "length" for r in rollouts) / len(rollouts)}
+        # 0 < #correct < G: on correctness, not on the length-shaped scores (those differ in an all-wrong group)
+        keep = dynamic_sampling_keep(correct.float(), G) if cfg.dynamic_sampling else torch.ones(len(rollouts)).bool()
+        for g in range(len(batch)):
+            if keep[g * G] and len(kept) < cfg.prompts_per_step:
+                kept.append((rollouts[g * G:(g + 1) * G], scores[g * G:(g + 1) * G]))
+        if len(kept) == cfg.prompts_per_step or not cfg.dynamic_sampling:
+            break
+    while ranks is not None and len(kept) * G % ranks.world:  # every rank must run as many forward passes
+        kept.pop()
+    first_stats["groups_kept"] = len(kept)
+    first_stats["verifier_failures"] = sum(pop_failures().values())  # calls it could not time-bound: judged wrong
+    return kept, cursor, first_stats

@@ -1,0 +1,314 @@
+"""Tests for nano_forkrl/run/persist/checkpoint.py: checkpoint folders that any kill leaves resumable.
+(The bit-exact resume of a whole run is tested in test_train.py; the metrics log in test_metrics.py.)"""
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_tiny_qwen3
+
+from nano_forkrl.run.persist.checkpoint import latest_checkpoint, recover, restore_state, save_checkpoint
+from nano_forkrl.run.setup.config import Config
+
+
+class FakeSampler:
+    def __init__(self):
+        self.state = "s0"
+
+    def rng_state(self):
+        return self.state
+
+    def set_rng_state(self, s):
+        self.state = s
+
+
+def test_save_then_restore_round_trip(tmp_path):
+    from nano_forkrl.tasks.tiny import build_tiny_tokenizer
+    tok = build_tiny_tokenizer()
+    model = make_tiny_qwen3(vocab_size=len(tok))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.tensor([[1, 2, 3]])).logits.sum().backward()
+    opt.step()
+    sampler = FakeSampler()
+    sampler.state = "after-step"
+    torch.manual_seed(42)
+    save_checkpoint(tmp_path, model, tok, opt, sampler, step=7, cursor=224, cfg=Config())
+    assert not (tmp_path / "checkpoint.tmp").exists() and not (tmp_path / "checkpoint.old").exists()
+    expected_next = torch.rand(3)
+    opt2 = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    s2 = FakeSampler()
+    torch.manual_seed(0)
+    assert restore_state(tmp_path / "checkpoint", opt2, s2) == (7, 224)
+    assert s2.state == "after-step" and torch.equal(torch.rand(3), expected_next)
+    assert opt2.state_dict()["state"][0]["step"] == opt.state_dict()["state"][0]["step"]
+    # saving again replaces the folder atomically (old one renamed, then removed)
+    save_checkpoint(tmp_path, model, tok, opt, sampler, step=8, cursor=256, cfg=Config())
+    state = torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=True)
+    assert state["step"] == 8 and state["config"]["rho"] == 0.2
+
+
+def test_a_stale_temp_folder_from_a_killed_save_is_replaced(tmp_path):
+    from nano_forkrl.tasks.tiny import build_tiny_tokenizer
+    tok = build_tiny_tokenizer()
+    model = make_tiny_qwen3(vocab_size=len(tok))
+    (tmp_path / "checkpoint.tmp").mkdir()
+    (tmp_path / "checkpoint.tmp" / "garbage").write_text("half written")
+    save_checkpoint(tmp_path, model, tok, torch.optim.SGD(model.parameters(), lr=0.1), FakeSampler(), 1, 8, Config())
+    assert not (tmp_path / "checkpoint" / "garbage").exists()
+
+
+def _fake(folder, step):
+    """A checkpoint folder that counts as complete for `latest_checkpoint` (weights are not looked at)."""
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights")
+    torch.save({"step": step}, folder / "trainer_state.pt")
+
+
+def _save(tmp_path, step, model=None):
+    from nano_forkrl.tasks.tiny import build_tiny_tokenizer
+    tok = build_tiny_tokenizer()
+    model = model or make_tiny_qwen3(vocab_size=len(tok))
+    save_checkpoint(tmp_path, model, tok, torch.optim.SGD(model.parameters(), lr=0.1), FakeSampler(), step, 8,
+                    Config())
+
+
+def test_the_newest_complete_folder_wins(tmp_path):
+    assert latest_checkpoint(tmp_path) is None
+    _fake(tmp_path / "checkpoint.old", 2)  # save renamed checkpoint -> .old, then died
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint.old"
+    _fake(tmp_path / "checkpoint.tmp", 4)  # ... and the new one, complete, was not renamed yet: it is newer
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint.tmp"
+    _fake(tmp_path / "checkpoint", 4)  # equal steps: checkpoint/ first
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint"
+
+
+def test_incomplete_or_unreadable_folders_are_never_picked(tmp_path):
+    _fake(tmp_path / "checkpoint.old", 2)
+    (tmp_path / "checkpoint.tmp").mkdir()  # killed while writing: no trainer state yet
+    (tmp_path / "checkpoint.tmp" / "model.safetensors").write_bytes(b"half")
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "trainer_state.pt").write_bytes(b"torn")
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint.old"
+    recover(tmp_path)  # the old one comes back as checkpoint/, the rest goes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+    assert torch.load(tmp_path / "checkpoint" / "trainer_state.pt")["step"] == 2
+
+
+def test_a_kill_during_the_old_folder_clean_up_does_not_break_the_next_save(tmp_path):
+    """The reported failure: checkpoint/ and checkpoint.old/ both present made the next save die with
+    'Directory not empty'."""
+    _save(tmp_path, 2)
+    import shutil
+    shutil.copytree(tmp_path / "checkpoint", tmp_path / "checkpoint.old")
+    _save(tmp_path, 4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+    assert torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=True)["step"] == 4
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    from nano_forkrl.utils.errors import RunError
+    from nano_forkrl.tasks.tiny import build_tiny_tokenizer
+    _save(tmp_path, 2)
+    model = make_tiny_qwen3(vocab_size=len(build_tiny_tokenizer()))
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    with pytest.raises(RunError, match="non-finite weights"):
+        _save(tmp_path, 4, model)
+    assert torch.load(tmp_path / "checkpoint" / "trainer_state.pt", weights_only=True)["step"] == 2
+
+
+def test_a_hostile_trainer_state_is_refused_and_runs_nothing(tmp_path):
+    from conftest import write_hostile_state
+
+    from nano_forkrl.run.persist.checkpoint import checkpoint_step, load_state
+    from nano_forkrl.utils.errors import RunError
+    marker = tmp_path / "ran"
+    write_hostile_state(tmp_path / "checkpoint" / "trainer_state.pt", marker)
+    with pytest.raises(RunError, match="trainer_state.pt: refused to load: .*could run code"):
+        load_state(tmp_path / "checkpoint" / "trainer_state.pt")
+    with pytest.raises(RunError, match="refused to load"):
+        restore_state(tmp_path / "checkpoint", None, FakeSampler())
+    assert checkpoint_step(tmp_path / "checkpoint") is None and latest_checkpoint(tmp_path) is None
+    assert not marker.exists()
+
+
+class FullDisk:
+    """A file whose writes fail with ENOSPC once `room` bytes are written (a disk that fills up)."""
+
+    def __init__(self, path, mode, room=2000):
+        self.file, self.room = open(path, mode), room
+
+    def write(self, data):
+        self.room -= len(data)
+        if self.room < 0:
+            import errno
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+@pytest.mark.parametrize("where", ["tokenizer", "trainer state"])
+def test_a_full_disk_names_the_folder_and_cause_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch, where):
+    import errno
+
+    import nano_forkrl.run.persist.checkpoint as ck
+    from nano_forkrl.utils.errors import RunError
+    from nano_forkrl.tasks.tiny import build_tiny_tokenizer
+    _save(tmp_path, 2)
+    tok = build_tiny_tokenizer()
+    if where == "tokenizer":  # a writer that gets part of its files out, then fails
+        def save_pretrained(folder):
+            (Path(folder) / "tokenizer.json").write_text("{half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(Path(folder) / "tokenizer.json"))
+        monkeypatch.setattr(tok, "save_pretrained", save_pretrained)
+    else:  # torch.save itself reports the failed write as a RuntimeError ("unexpected pos")
+        monkeypatch.setattr(ck, "open", FullDisk, raising=False)
+    model = make_tiny_qwen3(vocab_size=len(tok))
+    with pytest.raises(RunError) as err:
+        save_checkpoint(tmp_path, model, tok, torch.optim.SGD(model.parameters(), lr=0.1), FakeSampler(), 4, 8,
+                        Config())
+    assert f"step 4 in {tmp_path / 'checkpoint.tmp'}: no space left on device" in str(err.value)
+    assert "previous checkpoint" in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]  # no half-written folder fills the disk
+    monkeypatch.undo()
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint"
+    assert restore_state(tmp_path / "checkpoint", torch.optim.SGD(model.parameters(), lr=0.1), FakeSampler())[0] == 2
+
+
+class GeneratorSampler:
+    """A sampler whose RNG is a torch.Generator, as TorchSampler's."""
+
+    def __init__(self):
+        self.generator = torch.Generator().manual_seed(3)
+
+    def rng_state(self):
+        return self.generator.get_state()
+
+    def set_rng_state(self, state):
+        self.generator.set_state(state)
+
+
+def test_a_checkpoint_of_another_number_of_processes_is_refused_clearly(tmp_path):
+    """A torchrun checkpoint holds every rank's RNG states in a list (run/place/distributed.py); one process resuming
+    it failed with `TypeError: expected a torch.ByteTensor, but got list`."""
+    from nano_forkrl.utils.errors import RunError
+    from nano_forkrl.tasks.tiny import build_tiny_tokenizer
+    tok = build_tiny_tokenizer()
+    model = make_tiny_qwen3(vocab_size=len(tok))
+    two = FakeSampler()
+    two.state = [{"sampler": GeneratorSampler().rng_state(), "torch": torch.get_rng_state()} for _ in range(2)]
+    save_checkpoint(tmp_path / "two", model, tok, torch.optim.AdamW(model.parameters()), two, 1, 8, Config())
+    with pytest.raises(RunError, match=r"written by 2 process\(es\): resume it with as many \(torchrun "
+                                       "--nproc_per_node 2"):
+        restore_state(tmp_path / "two" / "checkpoint", torch.optim.AdamW(model.parameters()), GeneratorSampler())
+    save_checkpoint(tmp_path / "one", model, tok, torch.optim.AdamW(model.parameters()), GeneratorSampler(), 1, 8,
+                    Config())
+    with pytest.raises(RunError, match=r"written by 1 process\(es\)"):  # the opposite case, same message
+        restore_state(tmp_path / "one" / "checkpoint", torch.optim.AdamW(model.parameters()), GeneratorSampler(),
+                      processes=2)
+    assert restore_state(tmp_path / "one" / "checkpoint", torch.optim.AdamW(model.parameters()),
+                         GeneratorSampler()) == (1, 8)
+
+
+# ---------------------------------------------------------------- a real run, killed at every stage of a save
+FAST = ["--eval-n", "2", "--eval-k", "1", "--prompts-per-step", "8", "--mini-batch-prompts", "4", "--group-size",
+        "4", "--max-new-tokens", "40", "--eval-every", "0", "--save-every", "1"]
+# the child trains 2 steps and kills itself (SIGKILL) at stage STAGE of the step-2 save
+CHILD = """
+import os, signal, sys
+import nano_forkrl.run.persist.checkpoint as ck
+import nano_forkrl.train as tr
+target, save = sys.argv[1], tr.save_checkpoint
+
+def die_at(name):
+    if name == target:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+def save_and_arm(*args):
+    if args[5] == 2:  # the step: the second save, with a previous checkpoint to replace
+        ck.stage = die_at
+    save(*args)
+
+tr.save_checkpoint = save_and_arm
+tr.main(sys.argv[2:])
+"""
+STAGES = ["start", "model", "tokenizer", "state-written", "complete", "renamed-old", "renamed-new", "removing",
+          "done"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Parameters after 3 uninterrupted steps."""
+    from nano_forkrl.run.setup.config import parse_args
+    from nano_forkrl.train import train
+    out = tmp_path_factory.mktemp("reference")
+    train(parse_args(FAST + ["--steps", "3", "--out-dir", str(out)]))
+    return _params(out / "checkpoint")
+
+
+def _params(folder):
+    from transformers import AutoModelForCausalLM
+    return AutoModelForCausalLM.from_pretrained(folder).state_dict()
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_run_killed_at_any_stage_of_a_save_resumes_to_the_end(tmp_path, stage, reference):
+    import json
+
+    from nano_forkrl.run.setup.config import parse_args
+    from nano_forkrl.train import train
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # same threads: same floating point
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.run([sys.executable, "-c", CHILD, stage, *FAST, "--steps", "2", "--out-dir", str(out)],
+                           cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    train(parse_args(FAST + ["--steps", "3", "--out-dir", str(out), "--resume"]))
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint"]
+    assert torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=True)["step"] == 3
+    got = _params(out / "checkpoint")
+    assert all(torch.equal(got[k], reference[k]) for k in reference)  # as if it had never been killed
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [s for s in steps if s > 0] == sorted(s for s in steps if s > 0) and steps.count(3) == 2  # step + eval
+
+
+def test_sigterm_saves_the_step_in_flight_and_the_run_resumes_to_the_end(tmp_path, reference):
+    """What a cluster's preemption sends: the run finishes its step, saves, exits 143 with a message; the resumed
+    run ends as if it had never been stopped."""
+    import json
+    import time
+
+    from nano_forkrl.run.setup.config import parse_args
+    from nano_forkrl.train import train
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen([sys.executable, "-m", "nano_forkrl.train", *FAST, "--save-every", "0", "--steps", "3",
+                              "--out-dir", str(out)], cwd=root, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    log, deadline = out / "metrics.jsonl", time.time() + 600
+    while not (log.exists() and '"accuracy"' in log.read_text()) and child.poll() is None:  # step 1 logged
+        assert time.time() < deadline, "the child logged no step"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGTERM)  # during step 2 (steps take seconds): no checkpoint exists yet
+    err = child.communicate(timeout=600)[1]
+    assert child.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "SIGTERM: the run stops after this step" in err and "stopped by SIGTERM after step" in err
+    saved = torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=True)["step"]
+    assert saved in (1, 2) and f"after step {saved}:" in err
+    train(parse_args(FAST + ["--steps", "3", "--out-dir", str(out), "--resume"]))
+    got = _params(out / "checkpoint")
+    assert all(torch.equal(got[k], reference[k]) for k in reference)
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert [s for s in steps if s > 0] == [1, 2, 3, 3]  # each step once, then the final evaluation
