@@ -99,6 +99,15 @@ def _from_prose(text):
     return None
 
 
+def after_thinking(text):
+    """The part of a response that may hold its answer: the text after the LAST </think>; None while
+    an unclosed <think> is still thinking (never committed); the whole text if it has no <think>.
+    The one owner of the </think> rule: extract_answer and math_verify.reward_math_verify apply it."""
+    if "</think>" in text:
+        return text.rsplit("</think>", 1)[1]
+    return None if "<think>" in text else text
+
+
 def extract_answer(text, *, timeout=1.0):
     """The committed final answer in a response (a string), or None; None also past timeout seconds."""
     return bounded(committed_answer, (text,), timeout, None)
@@ -109,10 +118,8 @@ def committed_answer(text):
     # BEGIN SOLUTION extract
     if not isinstance(text, str):
         return None
-    text = strip_end(plain(text))
-    if "</think>" in text:
-        text = text.rsplit("</think>", 1)[1]
-    elif "<think>" in text:
+    text = after_thinking(strip_end(plain(text)))
+    if text is None:
         return None  # still thinking: never committed to an answer
     before, closed, _ = text.rpartition("</answer>")  # the last <answer>...</answer> block (no regex: linear)
     tagged = bool(closed) and "<answer>" in before

@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import logging
 
+from nano_forkrl.verifier.extract import after_thinking
 from nano_forkrl.verifier.latex import plain
 from nano_forkrl.verifier.timebound import bounded
 
@@ -61,8 +62,7 @@ def reward_math_verify(response, gold, *, correct=1.0, wrong=0.0, timeout=1.0):
     """correct if Math-Verify finds the response's answer equal to gold, else wrong."""
     if not isinstance(response, str):
         return wrong
-    if "</think>" in response:
-        response = response.rsplit("</think>", 1)[1]
-    elif "<think>" in response:
+    response = after_thinking(response)
+    if response is None:
         return wrong  # still thinking: never committed to an answer
     return correct if is_equivalent_math_verify(response, gold, timeout=timeout) else wrong

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from nano_forkrl.verifier.extract import committed_answer, extract_answer
+from nano_forkrl.verifier.extract import after_thinking, committed_answer, extract_answer
 from nano_forkrl.verifier.timebound import bounded
 from nano_forkrl.verify import extract_answer as extract_answer_from_verify
 
@@ -118,6 +118,17 @@ def test_ten_megabytes_of_comma_joined_boxes_are_linear():
     small, large = seconds(125_000), seconds(1_000_000)
     assert large < 20 * small + 0.5, (small, large)
     assert large < 30.0
+
+
+@pytest.mark.parametrize("response, expected", [
+    ("<think>a</think> b", " b"),
+    ("<think>a</think><think>b</think>c", "c"),  # the LAST </think>
+    ("a </think> b", " b"),  # a template that opened <think> in the prompt
+    (r"<think> still \boxed{3}", None),  # unclosed: still thinking
+    (r"no tags \boxed{3}", r"no tags \boxed{3}"),
+])
+def test_after_thinking_owns_the_think_rule(response, expected):
+    assert after_thinking(response) == expected
 
 
 def test_still_importable_from_verify():

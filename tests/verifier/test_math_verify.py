@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from nano_forkrl.verifier import math_verify as backend
+from nano_forkrl.verifier.extract import after_thinking
 from nano_forkrl.verify import reward
 
 needs_package = pytest.mark.skipif(not backend.available(), reason="math-verify is not installed (optional)")
@@ -47,3 +48,18 @@ def test_rewards_and_threads():
     worker.start()
     worker.join()
     assert out == [True]
+
+
+def test_the_think_rule_is_the_extractors(monkeypatch):
+    """reward_math_verify hands Math-Verify what extract.after_thinking keeps, and nothing while the
+    response is still thinking."""
+    seen = []
+    monkeypatch.setattr(backend, "is_equivalent_math_verify",
+                        lambda pred, gold, timeout: seen.append(pred) or True)
+    response = r"<think>\boxed{1}</think> so \boxed{2}"
+    assert backend.reward_math_verify(response, "2") == 1.0
+    assert seen == [after_thinking(response)] == [r" so \boxed{2}"]
+    assert backend.reward_math_verify(r"<think> \boxed{2}", "2") == 0.0 and len(seen) == 1
+    # the owner decides: "still thinking"
+    monkeypatch.setattr(backend, "after_thinking", lambda text: None)
+    assert backend.reward_math_verify("no tags at all", "2") == 0.0 and len(seen) == 1
