@@ -26,14 +26,13 @@ from pathlib import Path
 import torch
 import transformers
 
-from nano_forkrl.tasks.data import collate_rollouts, format_prompt, load_problems
+from nano_forkrl.tasks.data import collate_rollouts, format_prompt, load_split
 from nano_forkrl.entropy import entropy_statistics, score_batch, token_entropy
 from nano_forkrl.masking import top_entropy_mask
 from nano_forkrl.engines.factory import make_sampler
 from nano_forkrl.run.setup.policy import load_policy
 from nano_forkrl.engines.torch_sampler import TorchSampler
-from nano_forkrl.sampling import sample_next
-from nano_forkrl.tasks.tiny import tiny_problems
+from nano_forkrl.sampling import drop_unused, sample_next
 
 DEFAULT_PAIRS = ((1.0, 1.0), (0.0, 1.0), (0.5, 1.0), (1.5, 1.0), (1.0, 0.5), (1.0, 1.5))  # (t_high, t_low)
 
@@ -84,7 +83,7 @@ class BucketTemperatureSampler(TorchSampler):
 
     def pick(self, logits):
         z = logits.float()
-        z[:, self.vocab_limit:] = float("-inf")
+        drop_unused(z, self.vocab_limit)  # sampling.py's rule: ids the tokenizer cannot decode
         hot = token_entropy(z[:, :self.vocab_limit]) > self.threshold  # slice: 0 * -inf would give NaN
         if self.t_high == 0 and self.t_low == 0:
             return sample_next(z, 0.0)
@@ -153,7 +152,7 @@ def main(argv=None):
     bench, template, max_new = cli_defaults(args.model, args.bench, args.template, args.max_new_tokens,
                                             long=2048)
     model, tok = load_policy(args.model, args.device, args.dtype)
-    problems = tiny_problems("test", args.n) if bench == "tiny" else load_problems(bench, limit=args.n)
+    problems = load_split(bench, "test", limit=args.n)  # "tiny": the tiny task's test split
     sampler = make_sampler("auto", model, tok, max_new_tokens=max_new, seed=args.seed)
     rollouts = sampler.generate([format_prompt(p["problem"], template, tok) for p in problems], n=args.k)
     del sampler

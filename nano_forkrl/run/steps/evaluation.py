@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nano_forkrl.run.persist.checkpoint import load_state
 from nano_forkrl.tasks.data import format_prompt
+from nano_forkrl.tasks.tiny import is_tiny
 from nano_forkrl.verify import reward
 
 
@@ -63,7 +64,7 @@ def cli_defaults(model, bench, template, max_new_tokens, long):
     template and `long` tokens."""
     state = Path(str(model)) / "trainer_state.pt"
     trained = load_state(state, mmap=True).get("config", {}) if state.exists() else {}  # never runs its code
-    tiny = model == "tiny" or bench == "tiny" or trained.get("train_data") == "tiny"
+    tiny = is_tiny(model) or is_tiny(bench) or is_tiny(trained.get("train_data"))
     return (bench or ("tiny" if tiny else trained.get("eval_data") or "math500"),
             template or trained.get("template") or ("plain" if tiny else "boxed"),
             max_new_tokens or trained.get("max_new_tokens") or (48 if tiny else long))
