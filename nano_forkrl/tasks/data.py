@@ -29,6 +29,7 @@ import torch
 from nano_forkrl.utils.errors import DataError
 # EVALSETS_DIR and VENDORED stay importable from here: callers name the vendored sets through this module
 from nano_forkrl.tasks.sources import EVALSETS_DIR, VENDORED, InexactNumber, rows as _rows
+from nano_forkrl.tasks.tiny import is_tiny, tiny_problems
 from nano_forkrl.verifier.extract import boxed_answer
 from nano_forkrl.verifier.latex import MAX_CHARS, normalize
 
@@ -55,9 +56,7 @@ TINY_SIZES = {"train": 20000, "test": 200}  # problems drawn from the embedded t
 def load_split(source, split, limit=None, seed=0):
     """The problems of a run's data source: "tiny" is the embedded task's `split` (nano_forkrl.tasks.tiny, drawn with
     `seed`), anything else `load_problems(source, limit=limit)`. The one place that knows "tiny" is special."""
-    if source == "tiny":
-        from nano_forkrl.tasks.tiny import tiny_problems
-
+    if is_tiny(source):
         return tiny_problems(split, limit or TINY_SIZES[split], seed=seed)
     return load_problems(source, limit=limit)
 

@@ -35,6 +35,14 @@ QWEN_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^
               r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 tiny_problems = arithmetic.tiny_problems  # the task's splits (tasks/arithmetic.py), under the loop's name
 WARM = dict(steps=1100, batch_size=64, lr=1e-2, order="free")  # warm-start defaults, all in the cache key
+NAME = "tiny"  # the embedded CPU job's name as a model, a data source and a random: model's source
+
+
+def is_tiny(name):
+    """Does `name` (--model, --train-data/--eval-data, or the source of random:NAME) mean the embedded CPU
+    job? The one owner of that decision: data loading, model loading, the memory plan and evaluation's
+    defaults ask here."""
+    return name == NAME
 
 
 def build_tiny_tokenizer():

@@ -203,3 +203,42 @@ def test_the_cache_is_reused_under_another_transformers_version(tmp_path, monkey
     monkeypatch.setattr("transformers.configuration_utils.__version__", "9.99.0", raising=False)
     tiny.load_tiny(tmp_path, steps=3, batch_size=8)
     assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_is_tiny_names_only_the_embedded_job():
+    assert tiny.is_tiny("tiny")
+    for name in ("Tiny", "tiny/", "random:tiny", "Qwen/Qwen3-0.6B", "", None):
+        assert not tiny.is_tiny(name)
+
+
+def test_the_callers_ask_is_tiny(monkeypatch):
+    """Rename the embedded job: data loading, the memory plan and random weights follow is_tiny."""
+    from nano_forkrl.run.setup.memplan import model_config
+    from nano_forkrl.run.setup.policy import random_policy
+    from nano_forkrl.tasks.data import load_split
+
+    monkeypatch.setattr(tiny, "NAME", "embedded")
+    assert load_split("embedded", "test", limit=3) == tiny.tiny_problems("test", 3)
+    assert model_config("random:embedded") == tiny.tiny_config(300).to_dict()
+    model, tokenizer = random_policy("embedded", "cpu")
+    assert len(tokenizer) == len(tiny.build_tiny_tokenizer())
+    assert model.config.hidden_size == tiny.tiny_config(300).hidden_size
+
+
+def test_no_other_module_compares_a_name_with_tiny():
+    """The decision has one owner: outside tasks/tiny.py no `x == "tiny"` / `x != "tiny"` / `in (...)`."""
+    import ast
+    from pathlib import Path
+
+    package = Path(tiny.__file__).resolve().parents[1]
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "tiny.py" and path.parent.name == "tasks":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                sides += [e for s in sides if isinstance(s, (ast.Tuple, ast.List, ast.Set)) for e in s.elts]
+                if any(isinstance(s, ast.Constant) and s.value == "tiny" for s in sides):
+                    found.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert not found, f"compare with 'tiny' outside tasks/tiny.py (ask tiny.is_tiny): {found}"

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from nano_forkrl.engines.factory import resolve
 from nano_forkrl.utils.errors import RunError
 from nano_forkrl.run.setup.policy import QWEN3, qwen3_folder
+from nano_forkrl.tasks.tiny import is_tiny, tiny_config
 
 GiB = 2**30
 PROMPT_TOKENS, CUDA_RUNTIME, ASLEEP, USABLE = 512, 1 * GiB, 1.5 * GiB, 0.95
@@ -87,8 +88,7 @@ def model_config(name):
     random:qwen3-XB and the hub's Qwen/Qwen3-XB(-Base), a folder's own file, tiny's, else
     transformers' (the hub or its cache)."""
     name = name[len("random:"):] if name.startswith("random:") else name
-    if name == "tiny":
-        from nano_forkrl.tasks.tiny import tiny_config
+    if is_tiny(name):
         return tiny_config(300).to_dict()  # at most 300 ids: tiny.build_tiny_tokenizer's budget
     shipped = qwen3_folder(name.split("/")[-1].removesuffix("-Base"))
     folder = name if os.path.isdir(name) else shipped

@@ -21,10 +21,12 @@ from pathlib import Path
 
 import torch
 
+from nano_forkrl.sampling import pad_id
+from nano_forkrl.tasks.tiny import build_tiny_tokenizer, is_tiny, load_tiny, tiny_config
 from nano_forkrl.utils.device import to_dtype
 from nano_forkrl.utils.errors import RunError
 
-QWEN3 = Path(__file__).resolve().parents[1] / "qwen3"  # configs + the family's tokenizer (PROVENANCE.md)
+QWEN3 = Path(__file__).resolve().parents[2] / "qwen3"  # configs + the family's tokenizer (PROVENANCE.md)
 DTYPES = {"auto": torch.float32, "fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
           "bfloat16": torch.bfloat16}  # "auto": float32 master weights (bf16 autocast on CUDA)
 
@@ -57,9 +59,7 @@ def load_policy(name_or_path, device="auto", dtype="auto", seed=0):
 
     device = _available_device(device)
     dtype = pick_dtype(dtype, device)
-    if name_or_path == "tiny":
-        from nano_forkrl.tasks.tiny import load_tiny
-
+    if is_tiny(name_or_path):
         model, tokenizer = load_tiny(seed=seed)
     elif name_or_path.startswith("random:"):
         model, tokenizer = random_policy(name_or_path[len("random:"):], device, dtype, seed)
@@ -68,7 +68,7 @@ def load_policy(name_or_path, device="auto", dtype="auto", seed=0):
         tokenizer = _load(AutoTokenizer.from_pretrained, name_or_path, "tokenizer")
         model = _load(AutoModelForCausalLM.from_pretrained, name_or_path, "model", dtype=dtype)
     if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.pad_token_id = pad_id(tokenizer)  # its EOS (sampling.pad_id)
     to_dtype(model.to(device), dtype)  # --dtype bf16 keeps RoPE's inv_freq in float32 (utils/device.py)
     model.config.use_cache = False  # the trainer never needs the cache; samplers ask for it explicitly
     return model.train(), tokenizer
@@ -146,9 +146,7 @@ def random_policy(source, device, dtype=torch.float32, seed=0):
     damaged DIR is a RunError naming it."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    if source == "tiny":
-        from nano_forkrl.tasks.tiny import build_tiny_tokenizer, tiny_config
-
+    if is_tiny(source):
         tokenizer = build_tiny_tokenizer()
         config = tiny_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
     else:
