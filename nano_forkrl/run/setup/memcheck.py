@@ -6,8 +6,8 @@ asks; the host's RAM on CPU). `check` (run by train before any weight is loaded 
 started) prints one line when the plan fits and otherwise raises a RunError holding the table and
 the cheapest changes that make it fit (`advice`: at most one change of each kind, fewest changes
 first, then the cheapest: no step guard, smaller micro-batches or head chunks, more GPUs, bf16
-weights, a shorter response). `python -m nano_forkrl.run.setup.memcheck` prints the README's table of
-presets. The arithmetic is run/setup/memplan.py's.
+weights, a shorter response). The arithmetic is run/setup/memplan.py's; the README's table of
+presets is tools/memory.py's (`python -m nano_forkrl.tools.memory`).
 """
 import itertools
 import os
@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from nano_forkrl.utils.errors import RunError
 from nano_forkrl.run.setup.memplan import (GiB, PROMPT_TOKENS, ConfigMissing, Shape, make_plan,
-                                     model_config)
+                                           model_config)
 
 
 def resolve(cfg, world=None):
@@ -98,7 +98,8 @@ def fits_with(plan, chosen):
     return again.fits
 
 
-def _flags(chosen):
+def flags(chosen):
+    """A set of changes as the flags a user types, comma-separated."""
     return ", ".join(c[1] for c in chosen)
 
 
@@ -109,7 +110,7 @@ def report(cfg, world=None, source=None):
     plan = make_plan(cfg, cuda=cuda, shape=Shape.of(model_config(source or cfg.model)))
     text = table(plan)
     if not plan.fits:
-        fixes = [f"  fits with: {_flags(f)}" for f in advice(plan)]
+        fixes = [f"  fits with: {flags(f)}" for f in advice(plan)]
         text += "\n" + ("\n".join(fixes) or "  nothing the advice tries fits: a bigger GPU, or a "
                         "smaller model")
     return plan, text
@@ -129,27 +130,3 @@ def check(cfg, world=None, source=None):
     print(f"memory plan: peak {plan.peak / GiB:.1f} of {plan.limit / GiB:.1f} GiB per device "
           f"({busiest}); --plan prints the table")
     return plan
-
-
-def preset_table(memory=80.0):
-    """The README's table: each qwen3 preset's peak per GPU on 1 and on 8 GPUs of `memory` GiB, the
-    fewest GPUs its defaults fit (of 1, 2, 4, 8), and the cheapest changes that fit one GPU."""
-    from nano_forkrl.run.setup.config import PRESETS, parse_args
-
-    rows = ["| preset | parameters | peak per GPU, 1 GPU | peak per GPU, 8 GPUs | GPUs needed "
-            "| on one GPU |", "|---|---|---|---|---|---|"]
-    for name in sorted(p for p in PRESETS if p.startswith("qwen3-")):
-        plans = {g: report(parse_args(["--preset", name, "--plan", "--gpus", str(g),
-                                       "--gpu-memory", str(memory)]))[0] for g in (1, 2, 4, 8)}
-        need = min((g for g, p in plans.items() if p.fits), default="> 8")
-        one = plans[1]
-        fix = next((_flags(f) for f in advice(one, most=0)), "nothing tried fits")
-        peak = {g: f"{p.peak / GiB:.1f} GiB ({max(p.phase, key=p.phase.get)})"
-                for g, p in plans.items()}
-        rows.append(f"| {name} | {one.shape.params / 1e9:.2f}B | {peak[1]} | {peak[8]} | {need} | "
-                    f"{'defaults fit' if one.fits else fix} |")
-    return "\n".join(rows)
-
-
-if __name__ == "__main__":
-    print(preset_table())

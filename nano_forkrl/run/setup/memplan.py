@@ -34,7 +34,8 @@ Phases: rollout = resident + engine awake; update = resident + gradients + activ
 loading = the full model and the decoding copy before sharding. The no-grad scoring pass and the
 weight push stay below these. A plan fits when its largest phase is at most 95% of the device
 (allocator fragmentation). On CPU the device is the host's RAM, shared by every torchrun process.
-Measured against on CPU by tests/run/setup/test_memplan.py; the command line is run/setup/memcheck.py.
+Measured against on CPU by tests/run/setup/test_memplan.py. A run's check and `--plan`:
+run/setup/memcheck.py; the table of presets: tools/memory.py.
 """
 import json
 import os

@@ -1,16 +1,11 @@
 """run/setup/memcheck.py: --plan, the check before any weight is loaded, the advice, and the GPUs each
-preset needs."""
-import textwrap
-from pathlib import Path
-
+preset needs (the README's table of presets: tests/tools/test_memory.py)."""
 import pytest
 
 from nano_forkrl import train
 from nano_forkrl.run.setup.config import GPUS, parse_args
 from nano_forkrl.utils.errors import RunError
-from nano_forkrl.run.setup.memcheck import advice, check, fits_with, preset_table, report
-
-README = Path(__file__).resolve().parents[2] / "README.md"
+from nano_forkrl.run.setup.memcheck import advice, check, fits_with, report
 
 
 def plan_for(preset, gpus, *extra):
@@ -23,11 +18,6 @@ def test_each_preset_fits_the_gpus_it_states_and_not_fewer(preset):
     assert plan_for(preset, GPUS[preset])[0].fits
     if GPUS[preset] > 1:
         assert not plan_for(preset, GPUS[preset] // 2)[0].fits
-
-
-def test_the_readme_table_is_the_plan():
-    """README's presets table is `python -m nano_forkrl.run.setup.memcheck`'s output, line for line."""
-    assert textwrap.indent(preset_table(), "  ") in README.read_text()  # inside a list item
 
 
 def test_advice_fits_and_is_minimal():
