@@ -1,5 +1,8 @@
+import json
+
 import pytest
 import torch
+from conftest import make_tiny_qwen3
 
 from nano_forkrl.tasks.arithmetic import token_classes
 from nano_forkrl.tasks.tiny import build_tiny_tokenizer
@@ -39,3 +42,46 @@ def test_class_table_counts_every_response_token():
     assert table["operator"]["share_top"] == 1.0 and table["operator"]["in_top"] == 0.5
     assert table["result digit"]["n"] == 3 and table["result digit"]["share_top"] == 0
     assert next(iter(table)) == "operator"  # classes are listed by their number of top tokens
+
+
+def test_overlaps_with_names_each_model():
+    h0 = torch.arange(10.0)[None]
+    mask = torch.ones_like(h0, dtype=torch.bool)
+    got = rl_change.overlaps_with(h0, {"same": h0 * 2, "reversed": h0.flip(1)}, mask, rho=0.2)
+    assert got == {"same": 1.0, "reversed": 0.0}
+
+
+def test_load_model_reads_a_warm_start_seed(monkeypatch):
+    calls = []
+
+    class Model:
+        def eval(self):
+            return self
+
+    def fake_load_policy(name, device, seed=0):
+        calls.append((name, device, seed))
+        return Model(), "tok"
+
+    monkeypatch.setattr(rl_change, "load_policy", fake_load_policy)
+    rl_change.load_model("tiny:3")
+    rl_change.load_model("runs/x/checkpoint")
+    assert calls == [("tiny", "cpu", 3), ("runs/x/checkpoint", "cpu", 0)]
+
+
+def test_cli_scores_other_models_on_the_base_responses(tmp_path):
+    tok = build_tiny_tokenizer()
+    for name, seed in (("base", 5), ("other", 6)):
+        m = make_tiny_qwen3(vocab_size=288, seed=seed)
+        m.save_pretrained(tmp_path / name)
+        tok.save_pretrained(tmp_path / name)
+    out = tmp_path / "overlap.json"
+    args = ["--base", str(tmp_path / "base"), "--compare", f"itself={tmp_path / 'base'}",
+            "--compare", f"other={tmp_path / 'other'}", "--n", "2", "--k", "2", "--draws", "2",
+            "--draw-n", "2", "--out", str(out)]
+    result = rl_change.main(args)
+    assert json.loads(out.read_text()) == result
+    assert result["overlap"]["itself"] == 1.0 and 0.0 <= result["overlap"]["other"] <= 1.0
+    assert result["overlap"]["other"] < 1.0  # another random model ranks the positions differently
+    p80 = result["p80"]
+    assert len(p80["draws"]) == 2 and p80["low"] == min(p80["draws"]) <= p80["high"]
+    assert result["command"].endswith(" ".join(args)) and result["tokens"] > 0
