@@ -1,4 +1,5 @@
-"""Tests for nano_forkrl/tasks/data.py: loading problems, prompt templates, and the shifted, padded token batches."""
+"""Tests for nano_forkrl/tasks/data.py: loading problems and the shifted, padded token batches (the
+prompt templates it re-exports: tests/tasks/test_prompts.py)."""
 import hashlib
 import json
 import sys
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from nano_forkrl.tasks import data
+from nano_forkrl.tasks import prompts
 from nano_forkrl.tasks.data import (
     TEMPLATES, VENDORED, DataError, collate_rollouts, format_prompt, load_problems,
 )
@@ -352,49 +354,8 @@ def test_hf_name_loads_rows_with_default_split_train(monkeypatch):
     assert calls[-1] == ("owner/name", None, "validation")
 
 
-# ---------------------------------------------------------------- prompt templates
-
-def test_r1_zero_and_plain_templates():
-    problem = "Let $f(x)=\\{x\\}$. Find {y}."  # braces must survive untouched
-    prompt = format_prompt(problem)  # boxed is the default
-    assert prompt == TEMPLATES["boxed"].replace("{problem}", problem)
-    assert problem in prompt and "\\boxed{}" in prompt and "step by step" in prompt
-    assert prompt.endswith("\nAssistant:")
-    assert format_prompt(problem, "plain") == problem + "\n"
-    assert set(TEMPLATES) == {"boxed", "r1-zero", "qwen-chat", "qwen-chat-nothink", "plain"}
-
-
-def test_template_errors():
-    with pytest.raises(ValueError, match="unknown template"):
-        format_prompt("p", "llama")
-    with pytest.raises(ValueError, match="needs the tokenizer"):
-        format_prompt("p", "qwen-chat")
-
-
-def test_chat_templates_pass_user_message_and_thinking_flag():
-    calls = []
-
-    class FakeTokenizer:
-        def apply_chat_template(self, messages, **kwargs):
-            calls.append((messages, kwargs))
-            return "rendered"
-
-    assert format_prompt("What is 2+2?", "qwen-chat", FakeTokenizer()) == "rendered"
-    format_prompt("What is 2+2?", "qwen-chat-nothink", FakeTokenizer())
-    content = "What is 2+2?\nPlease reason step by step, and put your final answer within \\boxed{}."
-    for (messages, kwargs), thinking in zip(calls, [True, False]):
-        assert messages == [{"role": "user", "content": content}]
-        assert kwargs == {"tokenize": False, "add_generation_prompt": True, "enable_thinking": thinking}
-
-
-def test_qwen_chat_templates_with_real_tokenizer(qwen3_tokenizer):
-    user = "<|im_start|>user\nWhat is 2+2?\nPlease reason step by step, and put your final answer within \\boxed{}."
-    think = format_prompt("What is 2+2?", "qwen-chat", qwen3_tokenizer)
-    assert think == user + "<|im_end|>\n<|im_start|>assistant\n"  # the model opens <think> itself
-    nothink = format_prompt("What is 2+2?", "qwen-chat-nothink", qwen3_tokenizer)
-    assert nothink == user + "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"  # empty thought
-    ids = qwen3_tokenizer(nothink, add_special_tokens=False)["input_ids"]
-    assert 151667 in ids and 151668 in ids  # <think> and </think> are single special tokens
+def test_the_templates_are_re_exported_from_prompts():
+    assert TEMPLATES is prompts.TEMPLATES and format_prompt is prompts.format_prompt
 
 
 # ---------------------------------------------------------------- token batches
