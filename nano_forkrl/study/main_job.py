@@ -1,4 +1,5 @@
-"""The main job's reported result (README, tutorials/results/main_job.json), read from a finished run.
+"""The main job's reported result (README, tutorials/results/main_job.json), read from a finished
+run.
 
 While it trains, the run evaluates on the VALIDATION split of its held-out source (train.py); the
 test split is read here, once, at the end: the run's warm start and its final checkpoint are each
@@ -78,7 +79,8 @@ def main(argv=None):
     result = report(args.run, args.n, args.k)
     result["command"] = " ".join(["python -m nano_forkrl.study.main_job"]
                                  + (sys.argv[1:] if argv is None else list(argv)))
-    (start, se_start), (end, se_end), (rise, se_rise) = result["start"], result["end"], result["rise"]
+    (start, se_start), (end, se_end) = result["start"], result["end"]
+    rise, se_rise = result["rise"]
     print(f"test avg@{args.k} on {args.n} problems: {start:.3f} ± {se_start:.3f} -> {end:.3f} ± "
           f"{se_end:.3f}, paired rise {100 * rise:+.1f} ± {100 * se_rise:.1f} points")
     if args.out:

@@ -1,4 +1,5 @@
-"""Tests for nano_forkrl.study.main_job: a finished run's warm start and checkpoint on the test split."""
+"""Tests for nano_forkrl.study.main_job: a finished run's warm start and final checkpoint on the
+test split."""
 import json
 
 import torch
@@ -28,13 +29,14 @@ def fake_run(folder, model_path):
 def test_the_report_reads_test_problems_and_pairs_start_and_end(tmp_path):
     ckpt = fake_run(tmp_path / "run", tmp_path / "run" / "checkpoint")  # starts where it ends
     out = tmp_path / "main_job.json"
-    result = main_job.main(["--run", str(tmp_path / "run"), "--n", "3", "--k", "2", "--out", str(out)])
+    args = ["--run", str(tmp_path / "run"), "--n", "3", "--k", "2", "--out", str(out)]
+    result = main_job.main(args)
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     assert result["problems"] == [p["id"] for p in tiny_problems("test", 3)]
     assert all(split_of(p["problem"]) == "test" for p in tiny_problems("test", 3))
     assert len(result["test_start"]) == 3 and all(0 <= c <= 2 for c in result["test_end"])
     assert result["test_start"] == result["test_end"] and result["rise"][0] == 0  # same model
-    assert result["held_out"] == [[0, 0.25], [2, 0.5]] or result["held_out"] == [(0, 0.25), (2, 0.5)]
+    assert [list(point) for point in result["held_out"]] == [[0, 0.25], [2, 0.5]]
     assert result["config"]["steps"] == 2 and result["command"].endswith(f"--out {out}")
     assert ckpt.is_dir()
 
@@ -49,7 +51,8 @@ def test_the_start_is_the_run_s_model_and_seed(tmp_path, monkeypatch):
 
     counts = {"tiny": [0, 1, 2, 2], str(tmp_path / "run" / "checkpoint"): [2, 1, 2, 2]}
     monkeypatch.setattr(main_job, "load_policy", fake_load_policy)
-    monkeypatch.setattr(main_job, "test_counts", lambda model, tok, problems, config, k: counts[model])
+    monkeypatch.setattr(main_job, "test_counts",
+                        lambda model, tok, problems, config, k: counts[model])
     result = main_job.report(tmp_path / "run", n=4, k=2)
     assert loaded == [("tiny", 0), (str(tmp_path / "run" / "checkpoint"), 0)]
     assert result["start"][0] == 5 / 8 and result["end"][0] == 7 / 8

@@ -11,9 +11,11 @@ from nano_forkrl.study import rl_change
 
 def test_percentile_ranks_and_buckets_by_hand():
     h0 = torch.tensor([[0.0, 0.1, 0.2, 0.3], [0.4, 0.5, 0.6, 0.7]])
-    h1 = h0 * torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.5, 0.5]])  # only the top quarter changes
+    # only the top quarter changes
+    h1 = h0 * torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.5, 0.5]])
     mask = torch.ones_like(h0, dtype=torch.bool)
-    assert rl_change.percentile_ranks(torch.tensor([3.0, 1.0, 2.0, 1.0])).tolist() == [75.0, 0.0, 50.0, 25.0]
+    ranks = rl_change.percentile_ranks(torch.tensor([3.0, 1.0, 2.0, 1.0]))
+    assert ranks.tolist() == [75.0, 0.0, 50.0, 25.0]
     rows = rl_change.entropy_change_by_bucket(h0, h1, mask, edges=(0, 50, 75, 100))
     assert [r["n"] for r in rows] == [4, 2, 2]
     assert rows[0]["change"] == 0 and rows[1]["change"] == 0
@@ -26,7 +28,8 @@ def test_overlap_by_checkpoint():
     h0 = torch.arange(10.0)[None]
     mask = torch.ones_like(h0, dtype=torch.bool)
     same, moved = h0.clone(), h0.flip(1)
-    assert rl_change.overlap_by_checkpoint(h0, {20: moved, 10: same}, mask, rho=0.2) == [(10, 1.0), (20, 0.0)]
+    got = rl_change.overlap_by_checkpoint(h0, {20: moved, 10: same}, mask, rho=0.2)
+    assert got == [(10, 1.0), (20, 0.0)]
 
 
 def test_class_table_counts_every_response_token():
