@@ -1,12 +1,14 @@
 """Equations, inequalities and chains in normalized answers, for verify.py.
 
-  * sides(s): "a > b > c" -> ["c", "<", "b", "<", "a"] (read left to right with only <, <=, =, ≠, ≈ left);
+  * sides(s): "a > b > c" -> ["c", "<", "b", "<", "a"] (read left to right with only
+    <, <=, =, ≠, ≈ left);
   * chain_value(s): a chain of "=" / "≈" stands for its final value: "x = 5+5+1 = 11" -> "11",
     "x = 1/3 ≈ 0.33" -> "1/3" (the exact value before the first ≈), "x ≈ 11" -> "11";
   * as_interval(s): the set an inequality in one variable states: "-2 <= x <= 7" -> "[-2,7]",
     "x > 5" -> "(5,\\infty)", "1 <= |z| <= 2" -> "[-2,-1]\\cup[1,2]"; None for anything else;
-  * same_up_to_factor(a, b): one equation or inequality each, equal after moving everything to one side and
-    multiplying by a constant (non-zero for = and ≠, positive for < and <=): "-x > -1" is "x < 1".
+  * same_up_to_factor(a, b): one equation or inequality each, equal after moving everything to one
+    side and multiplying by a constant (non-zero for = and ≠, positive for < and <=):
+    "-x > -1" is "x < 1".
 """
 import re
 
@@ -14,10 +16,12 @@ import sympy
 
 from nano_forkrl.verifier.symbolic import to_sympy
 
-RELATION = re.compile(r"(<=|>=|≠|≈|=|<|>)")  # latex.normalize wrote \leq as <=, \ne as ≠, \approx as ≈
+# latex.normalize wrote \leq as <=, \ne as ≠, \approx as ≈
+RELATION = re.compile(r"(<=|>=|≠|≈|=|<|>)")
 _FLIP = {">": "<", ">=": "<="}
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+|\\frac\{\d+\}\{\d+\}|\\infty)")
-_VARIABLE = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?(?:\([A-Za-z]\))?")  # x, a_1, f(x): what an interval is about
+# x, a_1, f(x): what an interval is about
+_VARIABLE = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?(?:\([A-Za-z]\))?")
 _ABS = re.compile(rf"\|({_VARIABLE.pattern})\|")
 
 
@@ -31,14 +35,16 @@ def sides(s):
 
 
 def chain_value(s):
-    """The final value of a chain of = and ≈ (see the module docstring); s itself for anything else."""
+    """The final value of a chain of = and ≈ (see the module docstring); s itself
+    for anything else."""
     parts = RELATION.split(s)
     relations = parts[1::2]
     if "" in parts or not relations or not set(relations) <= {"=", "≈"}:
         return s
     if "≈" in relations:
         k = relations.index("≈")
-        return parts[2 * k] if k > 0 else parts[2]  # the exact value before the approximation, else it
+        # the exact value before the approximation, else it
+        return parts[2 * k] if k > 0 else parts[2]
     return parts[-1] if len(relations) >= 2 else s  # "x = 5" is left to normalize's label rules
 
 
@@ -47,13 +53,17 @@ def _negate(bound):
 
 
 def as_interval(s):
-    """The interval (or union of two) an inequality in one variable states, as a normalized string; or None."""
+    """The interval (or union of two) an inequality in one variable states, as a
+    normalized string; or None."""
     parts = sides(s)
     relations = parts[1::2]
     if not relations or not set(relations) <= {"<", "<="} or len(relations) > 2 or "" in parts:
         return None
     if len(relations) == 1:  # "x < 5" or "5 < x"
-        low, high = ("-\\infty", parts[2]) if not _NUMBER.fullmatch(parts[0]) else (parts[0], "\\infty")
+        if _NUMBER.fullmatch(parts[0]):
+            low, high = parts[0], "\\infty"
+        else:
+            low, high = "-\\infty", parts[2]
         variable = parts[0] if high != "\\infty" else parts[2]
         relations = ["<", relations[0]] if high != "\\infty" else [relations[0], "<"]
     else:
@@ -63,7 +73,8 @@ def as_interval(s):
     brackets = "[" if relations[0] == "<=" else "(", "]" if relations[1] == "<=" else ")"
     if _VARIABLE.fullmatch(variable):
         return f"{brackets[0]}{low},{high}{brackets[1]}"
-    if _ABS.fullmatch(variable) and len(parts) == 5 and not low.startswith("-"):  # a <= |z| <= b, a >= 0
+    # a <= |z| <= b, a >= 0
+    if _ABS.fullmatch(variable) and len(parts) == 5 and not low.startswith("-"):
         mirrored = {"(": ")", "[": "]", ")": "(", "]": "["}  # the negative half: -high to -low
         negative = f"{mirrored[brackets[1]]}{_negate(high)},{_negate(low)}{mirrored[brackets[0]]}"
         return f"{negative}\\cup{brackets[0]}{low},{high}{brackets[1]}"

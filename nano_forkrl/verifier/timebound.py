@@ -1,20 +1,24 @@
-"""Hard time limit for a verifier call: bounded(fn, args, timeout, default) is fn(*args), or default (False) past
-the deadline or when fn raises.
+"""Hard time limit for a verifier call: bounded(fn, args, timeout, default) is fn(*args), or default
+(False) past the deadline or when fn raises.
 
 Two mechanisms, picked per call:
-  * main thread (and no alarm of the caller's running): SIGALRM via setitimer, which interrupts Python code;
-  * any other thread (signals are main-thread only): fn runs in a forked child that is killed at the deadline.
-    The child comes from os.fork, not multiprocessing.Process: multiprocessing refuses to start children
-    from a daemonic process (every multiprocessing.Pool worker is one), and the verifier would then answer
-    "not equal" for true pairs. We reap the child ourselves, so the daemon rule (no orphans) still holds.
-Without fork (Windows) a spawned process is used; in a daemonic process there that is impossible, so the call
-raises RuntimeError instead of answering wrongly. Timeouts and errors inside fn give the default, but for a
-NotImplementedError that nano_forkrl's own code raised (a function not written yet, as in the homework's student
-copy): a missing function is an error, not a verdict. sympy's NotImplementedError is a verdict ("cannot decide").
+  * main thread (and no alarm of the caller's running): SIGALRM via setitimer, which
+    interrupts Python code;
+  * any other thread (signals are main-thread only): fn runs in a forked child that is killed at the
+    deadline. The child comes from os.fork, not multiprocessing.Process: multiprocessing refuses to
+    start children from a daemonic process (every multiprocessing.Pool worker is one), and the
+    verifier would then answer "not equal" for true pairs. We reap the child ourselves, so the
+    daemon rule (no orphans) still holds.
+Without fork (Windows) a spawned process is used; in a daemonic process there that is impossible, so
+the call raises RuntimeError instead of answering wrongly. Timeouts and errors inside fn give the
+default, but for a NotImplementedError that nano_forkrl's own code raised (a function not written
+yet, as in the homework's student copy): a missing function is an error, not a verdict. sympy's
+NotImplementedError is a verdict ("cannot decide").
 
-When no bound can be set up (the fork or its pipe fails: out of file descriptors, EMFILE; out of processes,
-EAGAIN; out of memory) the call gives the default too, but never silently: each kind of failure logs one warning
-and is counted; pop_failures() returns the counts since the last call (the training loop logs them).
+When no bound can be set up (the fork or its pipe fails: out of file descriptors, EMFILE; out of
+processes, EAGAIN; out of memory) the call gives the default too, but never silently: each kind of
+failure logs one warning and is counted; pop_failures() returns the counts since the last call (the
+training loop logs them).
 """
 import collections
 import contextlib
@@ -39,12 +43,14 @@ def _failed(err):
         first = kind not in _FAILURES
         _FAILURES[kind] += 1
     if first:
-        _log.warning("verifier: a call could not be time-bounded (%s: %s) and is judged wrong; further failures "
-                     "of this kind are counted, not logged (verify.pop_failures)", kind, err)
+        _log.warning("verifier: a call could not be time-bounded (%s: %s) and is judged wrong; "
+                     "further failures of this kind are counted, not logged (verify.pop_failures)",
+                     kind, err)
 
 
 def pop_failures():
-    """{kind: count} of calls that could not be bounded since the last pop_failures() (kind: "EMFILE", ...)."""
+    """{kind: count} of calls that could not be bounded since the last pop_failures()
+    (kind: "EMFILE", ...)."""
     with _LOCK:
         counts = dict(_FAILURES)
         for kind in counts:  # zeroed, not removed: each kind is still logged only once per process
@@ -53,7 +59,8 @@ def pop_failures():
 
 
 def _unwritten(err):
-    """Is err a NotImplementedError raised in nano_forkrl's own code (a blank function), not in a library's?"""
+    """Is err a NotImplementedError raised in nano_forkrl's own code (a blank function),
+    not in a library's?"""
     tb = err.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
@@ -62,7 +69,8 @@ def _unwritten(err):
 
 
 def _result(fn, args, default):
-    """fn(*args); default if it raises an Exception, except a blank function's NotImplementedError (returned)."""
+    """fn(*args); default if it raises an Exception, except a blank function's
+    NotImplementedError (returned)."""
     try:
         return fn(*args)
     except Exception as err:
@@ -75,16 +83,18 @@ def _raise_unwritten(result):
     return result
 
 
-class _Timeout(BaseException):  # not an Exception: sympy's own "except Exception" must not swallow it
+class _Timeout(BaseException):  # sympy's own "except Exception" must not swallow it
     @staticmethod
     def handler(signum, frame):
         raise _Timeout
 
 
 def _with_alarm(fn, args, timeout, default):
-    """Main thread: SIGALRM stops fn after timeout seconds (it interrupts Python code, not one long C call). The
-    alarm repeats every 50 ms: one raised inside a __del__ or a gc callback is swallowed by Python, the next is not."""
-    old_handler = signal.signal(signal.SIGALRM, _Timeout.handler)  # ValueError outside the main interpreter
+    """Main thread: SIGALRM stops fn after timeout seconds (it interrupts Python code, not one long
+    C call). The alarm repeats every 50 ms: one raised inside a __del__ or a gc callback is
+    swallowed by Python, the next is not."""
+    # ValueError outside the main interpreter
+    old_handler = signal.signal(signal.SIGALRM, _Timeout.handler)
     try:
         signal.setitimer(signal.ITIMER_REAL, max(timeout, 1e-3), 0.05)  # 0 would mean "no alarm"
         return _raise_unwritten(_result(fn, args, default))
@@ -101,12 +111,14 @@ def _with_alarm(fn, args, timeout, default):
 
 
 def _forked(fn, args, timeout, default):
-    """fn(*args) in an os.fork child that writes its pickled result to a pipe; killed at the deadline."""
+    """fn(*args) in an os.fork child that writes its pickled result to a pipe;
+    killed at the deadline."""
     read_end, write_end = os.pipe()
     try:
         pid = os.fork()
     except OSError:
-        os.close(read_end)  # not left open: a failed fork must not use up the descriptors the next call needs
+        # not left open: a failed fork must not use up the descriptors the next call needs
+        os.close(read_end)
         os.close(write_end)
         raise
     if pid == 0:  # the child: never return into the caller's code, never run its atexit hooks
@@ -122,10 +134,11 @@ def _forked(fn, args, timeout, default):
             os._exit(status)
     os.close(write_end)
     try:
-        # a length prefix, not end-of-file, says the answer is complete: children forked at the same time
-        # by other threads inherit this pipe's write end and keep it open
+        # a length prefix, not end-of-file, says the answer is complete: children forked at the same
+        # time by other threads inherit this pipe's write end and keep it open
         data, deadline = b"", time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0 and select.select([read_end], [], [], left)[0]:
+        while ((left := deadline - time.monotonic()) > 0
+               and select.select([read_end], [], [], left)[0]):
             chunk = os.read(read_end, 1 << 16)
             if not chunk:  # the child died without an answer
                 return default
@@ -147,8 +160,9 @@ def _child(conn, fn, args, default):
 def _spawned(fn, args, timeout, default):
     """No fork on this platform: a spawned process, killed at the deadline."""
     if multiprocessing.current_process().daemon:
-        raise RuntimeError("the verifier's time bound needs a child process, which a daemonic process (a "
-                           "multiprocessing.Pool worker) cannot start here: call it from the main thread")
+        raise RuntimeError("the verifier's time bound needs a child process, which a daemonic "
+                           "process (a multiprocessing.Pool worker) cannot start here: call it "
+                           "from the main thread")
     ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(send, fn, args, default), daemon=True)
@@ -170,13 +184,15 @@ def _spawned(fn, args, timeout, default):
 
 
 def bounded(fn, args, timeout, default=False):
-    """fn(*args) if it finishes within timeout seconds, else default. Raises only where no bound is possible."""
+    """fn(*args) if it finishes within timeout seconds, else default. Raises only where no
+    bound is possible."""
     main = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
-    if main and signal.getitimer(signal.ITIMER_REAL)[0] == 0:  # and the caller has no alarm of its own
+    # on the main thread, and the caller has no alarm of its own
+    if main and signal.getitimer(signal.ITIMER_REAL)[0] == 0:
         with contextlib.suppress(ValueError):  # signal.signal refuses outside the main interpreter
             return _with_alarm(fn, args, timeout, default)
     try:
         return (_forked if hasattr(os, "fork") else _spawned)(fn, args, timeout, default)
-    except OSError as err:  # no more processes or file descriptors: counted and logged, never silent
+    except OSError as err:  # out of processes or file descriptors: counted, logged, never silent
         _failed(err)
         return default
