@@ -16,6 +16,7 @@ from nano_forkrl.advantage import dynamic_sampling_keep, group_advantages
 from nano_forkrl.entropy import token_entropy, token_logprobs_and_entropy
 from nano_forkrl.loss import clipped_pg_loss, naive_pg_loss
 from nano_forkrl.masking import masked_mean, masked_sum
+from nano_forkrl.sampling import pad_id as pad_of
 from nano_forkrl.tasks.data import collate_rollouts
 from nano_forkrl.verifier.extract import extract_answer
 from nano_forkrl.verify import is_equivalent
@@ -46,7 +47,7 @@ def get_response_log_probs(model, input_ids, labels, return_token_entropy=False)
 def tokenize_prompt_and_output(prompt_strs, output_strs, tokenizer):
     """Tokenize prompts and outputs separately (no special tokens), concatenate, right-pad with the pad
     token (eos if there is none). Returns {"input_ids", "labels", "response_mask"}, each [B, max_len - 1]."""
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_of(tokenizer)  # the pad id, else the EOS id (sampling.pad_id)
     if pad_id is None:
         raise ValueError("tokenizer has neither pad_token_id nor eos_token_id to pad with")
     prompt_ids = tokenizer(list(prompt_strs), add_special_tokens=False)["input_ids"]

@@ -58,6 +58,29 @@ def sample_next(logits, temperature=1.0, top_p=1.0, generator=None):
     # END SOLUTION
 
 
+def pad_id(tokenizer, eos_ids=()):
+    """The one pad-id rule: the tokenizer's pad id, else its EOS id, else the first of `eos_ids`
+    (e.g. a model's generation-config EOS). None when there is none: the caller decides."""
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, *eos_ids):
+        if candidate is not None:
+            return int(candidate)
+    return None
+
+
+def unused_ids(vocab_limit, vocab_size):
+    """The ids no engine may sample: embedding rows at or past the tokenizer's `vocab_limit` ids
+    (Qwen3: 151,669..151,935), which an untrained model may still give mass."""
+    return range(vocab_limit, max(vocab_limit, vocab_size))
+
+
+def drop_unused(logits, vocab_limit):
+    """logits [B, V] with the `unused_ids` at -inf (in place), so that no rule can pick them."""
+    unused = unused_ids(vocab_limit, logits.shape[-1])
+    if unused:
+        logits[:, unused.start:] = float("-inf")
+    return logits
+
+
 def encode_prompts(tokenizer, prompts):
     """Strings are tokenized as they are (templates already hold any special tokens); id lists pass through.
     ValueError naming its index for an empty prompt: the first token would be sampled from nothing."""
@@ -72,9 +95,10 @@ class Sampler:
     """What `train`, `evaluate` and `checkpoint` rely on, whichever engine samples. Owns the stop and pad ids.
 
     A row stops at any of `eos_ids`: by default the tokenizer's EOS and every EOS of the model's generation config
-    (Qwen3: <|endoftext|> and <|im_end|>). Padding uses the tokenizer's pad id, else the first EOS. Ids at or above
-    `vocab_limit` = len(tokenizer) are never sampled. Engines implement `generate`, `load_weights` and the RNG
-    state (`reseed`, `rng_state`, `set_rng_state`; saved in checkpoints, restored by `--resume`).
+    (Qwen3: <|endoftext|> and <|im_end|>). Padding: `pad_id` (the tokenizer's pad, else its EOS, else
+    the first stop id, else 0). `unused_ids` (at or above `vocab_limit` = len(tokenizer)) are never
+    sampled. Engines implement `generate`, `load_weights` and the RNG state (`reseed`, `rng_state`,
+    `set_rng_state`; saved in checkpoints, restored by `--resume`).
     """
 
     def __init__(self, model, tokenizer, *, max_new_tokens, temperature, top_p, eos_ids=None):
@@ -84,8 +108,7 @@ class Sampler:
             extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
             eos_ids = [tokenizer.eos_token_id, *(extra if isinstance(extra, (list, tuple)) else [extra])]
         self.eos_ids = sorted({int(e) for e in eos_ids if e is not None})
-        pad = tokenizer.pad_token_id
-        self.pad_id = pad if pad is not None else (self.eos_ids or [0])[0]
+        self.pad_id = pad_id(tokenizer, (*self.eos_ids, 0))
         self.vocab_limit = len(tokenizer)
 
     def generate(self, prompts, n=1, max_new_tokens=None):

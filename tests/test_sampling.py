@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from nano_forkrl.sampling import Sampler, encode_prompts, sample_next
+from nano_forkrl.sampling import Sampler, drop_unused, encode_prompts, pad_id, sample_next, unused_ids
 
 
 def test_sample_next_greedy_and_logprob():
@@ -81,3 +81,20 @@ def test_encode_prompts_tokenizes_strings_and_passes_id_lists():
 def test_an_empty_prompt_is_refused_naming_its_index(prompts, index):
     with pytest.raises(ValueError, match=f"prompt {index} is empty"):
         encode_prompts(CharTok(), prompts)
+
+
+def test_pad_id_is_the_pad_else_the_eos_else_the_first_stop_id():
+    tok = SimpleNamespace(pad_token_id=None, eos_token_id=None)
+    assert pad_id(tok) is None and pad_id(tok, (7, 0)) == 7
+    tok.eos_token_id = 3
+    assert pad_id(tok, (7,)) == 3
+    tok.pad_token_id = 0
+    assert pad_id(tok, (7,)) == 0  # a pad id of 0 is an id, not "none"
+
+
+def test_unused_ids_are_never_drawn():
+    assert unused_ids(10, 12) == range(10, 12) and not unused_ids(12, 12) and not unused_ids(12, 10)
+    logits = torch.zeros(2000, 12)
+    logits[:, 10:] = 50.0  # an untrained model may put its mass there
+    tok, _ = sample_next(drop_unused(logits, 10), 1.0, generator=torch.Generator().manual_seed(0))
+    assert tok.max() < 10 and len(set(tok.tolist())) == 10

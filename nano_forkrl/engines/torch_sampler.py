@@ -19,7 +19,7 @@ from transformers import DynamicCache
 
 from nano_forkrl.engines.fastdecode import kv_rows
 from nano_forkrl.utils.device import to_dtype
-from nano_forkrl.sampling import Sampler, encode_prompts, sample_next
+from nano_forkrl.sampling import Sampler, drop_unused, encode_prompts, sample_next
 
 
 class TorchSampler(Sampler):
@@ -137,9 +137,7 @@ class TorchSampler(Sampler):
     def pick(self, logits):
         """Next token for each row from last-position logits [B, V]; subclasses may change the rule
         (e.g. analysis.py samples forking tokens at another temperature)."""
-        z = logits.float()
-        if self.vocab_limit < z.shape[-1]:
-            z[:, self.vocab_limit:] = float("-inf")  # ids the tokenizer cannot decode (Qwen3 pads)
+        z = drop_unused(logits.float(), self.vocab_limit)  # ids the tokenizer cannot decode
         return sample_next(z, self.temperature, self.top_p, self.generator)
 
 

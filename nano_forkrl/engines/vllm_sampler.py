@@ -42,7 +42,7 @@ import torch
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from nano_forkrl.utils.seeds import derive_seed
-from nano_forkrl.sampling import Sampler, encode_prompts
+from nano_forkrl.sampling import Sampler, encode_prompts, unused_ids
 
 SUPPORTED = ("0.26", "0.34")  # [from, to): the versions whose worker has reload_weights(weights_iterator=...)
 MAX_IDS = 1024  # vLLM's V2 runner limit per request for logit_bias and for allowed_token_ids
@@ -61,13 +61,12 @@ def unused_id_mask(vocab_limit, vocab_size):
     """SamplingParams keywords that keep ids >= vocab_limit from being sampled: a logit bias of -100 on the unused
     ids when they are few (Qwen3: 267), else the list of allowed ids when that is short (a small tokenizer on a big
     embedding); nothing when the embedding has no extra rows. Either list must stay within MAX_IDS."""
-    if vocab_size <= vocab_limit:
-        return {}
-    if vocab_size - vocab_limit <= MAX_IDS:
-        return {"logit_bias": {i: -100.0 for i in range(vocab_limit, vocab_size)}}
+    unused = unused_ids(vocab_limit, vocab_size)  # sampling.py's rule; here as vLLM's keywords
+    if len(unused) <= MAX_IDS:
+        return {"logit_bias": {i: -100.0 for i in unused}} if unused else {}
     if vocab_limit <= MAX_IDS:
         return {"allowed_token_ids": list(range(vocab_limit))}
-    raise ValueError(f"{vocab_size - vocab_limit} embedding rows beyond a {vocab_limit}-id tokenizer: both the "
+    raise ValueError(f"{len(unused)} embedding rows beyond a {vocab_limit}-id tokenizer: both the "
                      f"unused and the allowed ids exceed vLLM's {MAX_IDS}-id limit; resize the embedding")
 
 
