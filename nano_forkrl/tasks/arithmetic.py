@@ -1,15 +1,17 @@
-"""The tiny preset's task: step-by-step arithmetic in a free order of steps, its three splits, token classes.
+"""The tiny preset's task: step-by-step arithmetic in a free order of steps, its three
+splits, token classes.
 
-Problem "Compute 17+25-8." (2-4 operands, + and -, every operand and running value in [0, 99]); the reward
-checks the boxed integer. A solution applies the signed terms one per line, in ANY order that keeps every
-running value in [0, 99]: "17-8=9\\n9+25=34\\n\\boxed{34}" is as right as "17+25=42\\n42-8=34\\n\\boxed{34}".
-So each line starts with a genuine decision (which remaining term to apply next: a wrong pick can leave
-[0, 99] or lose a term), followed by a copy, a computation and more copying. Demonstrations are always
-CORRECT; a free demonstration picks uniformly among the terms that still allow a valid finish.
+Problem "Compute 17+25-8." (2-4 operands, + and -, every operand and running value in [0, 99]); the
+reward checks the boxed integer. A solution applies the signed terms one per line, in ANY order that
+keeps every running value in [0, 99]: "17-8=9\\n9+25=34\\n\\boxed{34}" is as right as
+"17+25=42\\n42-8=34\\n\\boxed{34}". So each line starts with a genuine decision (which remaining
+term to apply next: a wrong pick can leave [0, 99] or lose a term), followed by a copy, a
+computation and more copying. Demonstrations are always CORRECT; a free demonstration picks
+uniformly among the terms that still allow a valid finish.
 
-Splits by a hash of the problem string: 8/10 train, 1/10 validation, 1/10 test; a string is in exactly one.
-`token_classes` names what each response token is (decision, copy, result digit, format), for the tables of
-where the high-entropy tokens fall.
+Splits by a hash of the problem string: 8/10 train, 1/10 validation, 1/10 test; a string is in
+exactly one. `token_classes` names what each response token is (decision, copy, result digit,
+format), for the tables of where the high-entropy tokens fall.
 """
 import hashlib
 import random
@@ -17,13 +19,13 @@ import re
 from itertools import permutations
 
 SPLITS = ("train", "validation", "test")
-CLASSES = ("running value", "operator", "operand", "=", "result digit", "newline", "boxed answer digit",
-           "\\boxed{ }", "<|im_end|>", "other")
+CLASSES = ("running value", "operator", "operand", "=", "result digit", "newline",
+           "boxed answer digit", "\\boxed{ }", "<|im_end|>", "other")
 
 
 def make_problem(rng):
-    """One random problem {"id", "problem", "answer", "solution"}; every running value stays in [0, 99].
-    The solution is the left-to-right one (the tokenizer learns its merges from these)."""
+    """One random problem {"id", "problem", "answer", "solution"}; every running value stays in [0,
+    99]. The solution is the left-to-right one (the tokenizer learns its merges from these)."""
     expr = str(value := rng.randint(0, 99))
     for _ in range(rng.randint(1, 3)):
         op = rng.choice("+-") if 0 < value < 99 else ("+" if value == 0 else "-")
@@ -41,13 +43,15 @@ def parse_problem(problem):
 
 
 def split_of(problem):
-    """"test" (hash % 10 == 0), "validation" (== 1) or "train": a problem string is in exactly one split."""
+    """"test" (hash % 10 == 0), "validation" (== 1) or "train": a problem string is in
+    exactly one split."""
     bucket = int(hashlib.sha256(problem.encode()).hexdigest(), 16) % 10
     return "test" if bucket == 0 else "validation" if bucket == 1 else "train"
 
 
 def tiny_problems(split, n, seed=0):
-    """n distinct problems of one split as {"id", "problem", "answer"} (the shape of data.load_problems)."""
+    """n distinct problems of one split as {"id", "problem", "answer"} (the shape of
+    data.load_problems)."""
     assert split in SPLITS, split
     rng, seen, out = random.Random(f"{split}-{seed}"), set(), []
     while len(out) < n:
@@ -71,8 +75,9 @@ def _finishes(value, terms):
 
 
 def solution(problem, rng=None):
-    """A correct step-by-step solution: left to right without rng; with rng, each step applies a term drawn
-    uniformly from those after which the remaining terms can still finish inside [0, 99]."""
+    """A correct step-by-step solution: left to right without rng; with rng, each step applies a
+    term drawn uniformly from those after which the remaining terms can still
+    finish inside [0, 99]."""
     value, steps = parse_problem(problem)
     terms, lines = [b if op == "+" else -b for op, b in steps], []
     while terms:
@@ -86,9 +91,10 @@ def solution(problem, rng=None):
 
 
 def token_classes(pieces):
-    """The class (one of CLASSES) of each decoded response token: "17", "-", "8", "=", "9", "\\n", ...
-    A line "a-b=c" is: running value (copied from the line above), operator and operand (the decision: which
-    term next), "=", result digits (the computation), newline; then "\\boxed{", answer digits, "}", eos."""
+    """The class (one of CLASSES) of each decoded response token: "17", "-", "8", "=", "9", "\\n",
+    ... A line "a-b=c" is: running value (copied from the line above), operator and operand (the
+    decision: which term next), "=", result digits (the computation), newline; then "\\boxed{",
+    answer digits, "}", eos."""
     out, state = [], "start"  # start | value | operand | result | boxed
     for p in pieces:
         if p == "<|im_end|>":
@@ -116,10 +122,11 @@ def token_classes(pieces):
 
 
 def first_mistake(problem, text):
-    """Where a response first goes wrong: "running value" (not the value of the line above), "operand" (a
-    term that is not left: a wrong decision), "result digit" (wrong arithmetic, or a value out of [0, 99]),
-    "missing term" (boxed before every term was used), "boxed answer digit" (the box differs from the last
-    value), "other" (not the solution format); None for a correct solution."""
+    """Where a response first goes wrong: "running value" (not the value of the line above),
+    "operand" (a term that is not left: a wrong decision), "result digit" (wrong arithmetic, or a
+    value out of [0, 99]), "missing term" (boxed before every term was used), "boxed answer digit"
+    (the box differs from the last value), "other" (not the solution format); None for a
+    correct solution."""
     value, steps = parse_problem(problem)
     left = [b if op == "+" else -b for op, b in steps]
     *lines, last = text.split("\n") if text else [""]

@@ -1,13 +1,15 @@
-"""Where problem rows come from: vendored evaluation sets, JSONL and parquet files, folders, hub names.
+"""Where problem rows come from: vendored evaluation sets, JSONL and parquet
+files, folders, hub names.
 
-`rows(source, split)` yields (raw row, where, fallback id); `where` ("<file> line N" / "row N") is what error
-messages name. Every failure to read a source is a `DataError` that names the file (and line, for JSONL):
-a missing source, a non-UTF-8 line, bad JSON, an unreadable parquet file, an unreachable hub dataset.
-`data.load_problems` maps the rows to problems.
+`rows(source, split)` yields (raw row, where, fallback id); `where` ("<file> line N" / "row N") is
+what error messages name. Every failure to read a source is a `DataError` that names the file (and
+line, for JSONL): a missing source, a non-UTF-8 line, bad JSON, an unreadable parquet file, an
+unreachable hub dataset. `data.load_problems` maps the rows to problems.
 
-A JSON number with a fraction or an exponent is read as a float only when the float is the number written (its
-shortest decimal reads back as that number); otherwise it stays its text, an `InexactNumber`, so that a gold answer
-such as 1e400 (inf as a float) or 2.0000000000000001 (2.0) is refused instead of silently rounded.
+A JSON number with a fraction or an exponent is read as a float only when the float is the number
+written (its shortest decimal reads back as that number); otherwise it stays its text, an
+`InexactNumber`, so that a gold answer such as 1e400 (inf as a float) or 2.0000000000000001 (2.0) is
+refused instead of silently rounded.
 """
 import json
 from decimal import Decimal
@@ -38,12 +40,15 @@ def rows(source, split):
         files = sorted(p for p in path.iterdir() if p.suffix in (".jsonl", ".parquet"))
     elif path.is_file() and path.suffix in (".jsonl", ".parquet"):
         files = [path]
-    elif source.count("/") == 1 and path.suffix not in (".jsonl", ".parquet") and source[0] not in "./~":
+    elif (source.count("/") == 1 and path.suffix not in (".jsonl", ".parquet")
+          and source[0] not in "./~"):
         return _hf_rows(source, split or "train")
     else:
-        raise DataError(f"unknown data source {source!r}: not a vendored set ({', '.join(VENDORED)}), not an "
-                        f"existing .jsonl/.parquet file or folder, and not a Hugging Face name 'owner/name'")
-    return chain.from_iterable(_parquet_rows(f) if f.suffix == ".parquet" else _jsonl_rows(f) for f in files)
+        raise DataError(f"unknown data source {source!r}: not a vendored set "
+                        f"({', '.join(VENDORED)}), not an existing .jsonl/.parquet file or folder, "
+                        f"and not a Hugging Face name 'owner/name'")
+    return chain.from_iterable(_parquet_rows(f) if f.suffix == ".parquet" else _jsonl_rows(f)
+                               for f in files)
 
 
 def _jsonl_rows(path):
@@ -57,14 +62,17 @@ def _jsonl_rows(path):
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 where = f"{path} line {lineno}"
-                raise DataError(f"{where}: not UTF-8 text (byte {e.start + 1} of the line)") from None
+                message = f"not UTF-8 text (byte {e.start + 1} of the line)"
+                raise DataError(f"{where}: {message}") from None
             if line.strip():  # a blank line (e.g. a trailing one) holds no row
                 try:
                     row = json.loads(line, parse_float=_json_float)
                 except json.JSONDecodeError as e:
-                    raise DataError(f"{path} line {lineno}: bad JSON ({e.msg}, column {e.colno})") from None
-                except (ValueError, RecursionError) as e:  # an integer of over 4,300 digits, nesting too deep
-                    raise DataError(f"{path} line {lineno}: bad JSON ({type(e).__name__}: {e})") from None
+                    message = f"bad JSON ({e.msg}, column {e.colno})"
+                    raise DataError(f"{path} line {lineno}: {message}") from None
+                except (ValueError, RecursionError) as e:  # over 4,300 digits, nesting too deep
+                    message = f"bad JSON ({type(e).__name__}: {e})"
+                    raise DataError(f"{path} line {lineno}: {message}") from None
                 yield row, f"{path} line {lineno}", f"{path.stem}-{lineno}"
 
 
@@ -82,17 +90,18 @@ def _parquet_rows(path):
 def _hf_rows(name, split):
     repo, _, config = name.partition(":")
     hint = (f"On a machine with network, save it once with `datasets.load_dataset({repo!r}, "
-            f"{config or None!r}, split={split!r}).to_parquet('data.parquet')` and pass the file instead: "
-            "load_problems('data.parquet')")
+            f"{config or None!r}, split={split!r}).to_parquet('data.parquet')` and pass the file "
+            "instead: load_problems('data.parquet')")
     try:
         import datasets  # lazy: an optional dependency, only for hub names
     except ImportError:
-        raise DataError(f"{name!r} is not a local file or folder, so it was taken as a Hugging Face dataset, "
-                        f"but the `datasets` package is not installed (pip install datasets). {hint}"
-                        ) from None
+        raise DataError(f"{name!r} is not a local file or folder, so it was taken as a Hugging "
+                        f"Face dataset, but the `datasets` package is not installed (pip install "
+                        f"datasets). {hint}") from None
     try:
         ds = datasets.load_dataset(repo, config or None, split=split)
     except Exception as e:  # offline, unknown name, missing config: the way out is the same
         raise DataError(f"could not load Hugging Face dataset {name!r} split {split!r} "
                         f"({type(e).__name__}: {e}). {hint}") from e
-    return ((row, f"{name} [{split}] row {i}", f"{repo.split('/')[-1]}-{i}") for i, row in enumerate(ds, 1))
+    short = repo.split("/")[-1]
+    return ((row, f"{name} [{split}] row {i}", f"{short}-{i}") for i, row in enumerate(ds, 1))

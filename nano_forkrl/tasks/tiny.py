@@ -1,16 +1,19 @@
-"""A model that fits a laptop: a tiny Qwen3, its tokenizer and a cached warm start on the arithmetic task.
+"""A model that fits a laptop: a tiny Qwen3, its tokenizer and a cached warm start on the
+arithmetic task.
 
-The task (`nano_forkrl.tasks.arithmetic`): "Compute 17+25-8.\\n" -> "17-8=9\\n9+25=34\\n\\boxed{34}<|im_end|>",
-the terms applied in any order that keeps every running value in [0, 99]; the reward checks the boxed integer.
+The task (`nano_forkrl.tasks.arithmetic`): "Compute 17+25-8.\\n" ->
+"17-8=9\\n9+25=34\\n\\boxed{34}<|im_end|>", the terms applied in any order that keeps every running
+value in [0, 99]; the reward checks the boxed integer.
 
-Why a SHORT warm start on CORRECT demonstrations makes a fair RL testbed: a real base model can often solve a
-problem but also puts probability on wrong continuations, and RLVR sharpens its high-entropy choices (Wang et
-al. 2025). The warm start minimises  -sum_t log pi(y_t | x, y_<t)  over correct demonstrations only, and stops
-before the small model has learnt the task: its mistakes are whatever it has not learnt yet, not errors we
-injected at a chosen token class. Its uncertainty has two sources: the free choice of the next term (the
-demonstrations pick uniformly among valid ones, so every such choice is right) and the computation it has not
-mastered. Where the high-entropy tokens fall is then measured (tutorials/09), not built in.
-CPU and CUDA: device-agnostic; the cache is an ordinary Hugging Face folder that loads on any device.
+Why a SHORT warm start on CORRECT demonstrations makes a fair RL testbed: a real base model can
+often solve a problem but also puts probability on wrong continuations, and RLVR sharpens its
+high-entropy choices (Wang et al. 2025). The warm start minimises  -sum_t log pi(y_t | x, y_<t)
+over correct demonstrations only, and stops before the small model has learnt the task: its
+mistakes are whatever it has not learnt yet, not errors we injected at a chosen token class. Its
+uncertainty has two sources: the free choice of the next term (the demonstrations pick uniformly
+among valid ones, so every such choice is right) and the computation it has not mastered. Where the
+high-entropy tokens fall is then measured (tutorials/09), not built in. CPU and CUDA:
+device-agnostic; the cache is an ordinary Hugging Face folder that loads on any device.
 """
 import hashlib
 import json
@@ -26,22 +29,26 @@ import torch.nn.functional as F
 
 from nano_forkrl.tasks import arithmetic
 # parse_problem is re-exported for callers of tiny.py
-from nano_forkrl.tasks.arithmetic import make_problem, parse_problem, solution, split_of  # noqa: F401
+from nano_forkrl.tasks.arithmetic import (make_problem, parse_problem, solution,  # noqa: F401
+                                           split_of)
 
 VERSION = 2  # bump to invalidate every cache folder when the task or the training changes
 PAD, EOS = "<|endoftext|>", "<|im_end|>"  # Qwen's names; ids 0 and 1 here
 # Qwen2/Qwen3 pre-tokenizer regex: `\p{N}` stands alone, so every digit is its own token
-QWEN_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+QWEN_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+              r"| ?[^\s\p{L}\p{N}]+[\r\n]*"
               r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-tiny_problems = arithmetic.tiny_problems  # the task's splits (tasks/arithmetic.py), under the loop's name
-WARM = dict(steps=1100, batch_size=64, lr=1e-2, order="free")  # warm-start defaults, all in the cache key
+# the task's splits (tasks/arithmetic.py), under the loop's name
+tiny_problems = arithmetic.tiny_problems
+# warm-start defaults, all in the cache key
+WARM = dict(steps=1100, batch_size=64, lr=1e-2, order="free")
 NAME = "tiny"  # the embedded CPU job's name as a model, a data source and a random: model's source
 
 
 def is_tiny(name):
-    """Does `name` (--model, --train-data/--eval-data, or the source of random:NAME) mean the embedded CPU
-    job? The one owner of that decision: data loading, model loading, the memory plan and evaluation's
-    defaults ask here."""
+    """Does `name` (--model, --train-data/--eval-data, or the source of random:NAME) mean the
+    embedded CPU job? The one owner of that decision: data loading, model loading, the memory plan
+    and evaluation's defaults ask here."""
     return name == NAME
 
 
@@ -66,26 +73,28 @@ def build_tiny_tokenizer():
 
 
 def tiny_config(vocab_size, pad_token_id=0, eos_token_id=1):
-    """A 0.12M-parameter Qwen3 (Qwen3-0.6B's architecture: GQA, q/k-norm, SwiGLU, RoPE, tied embeddings).
-    Narrow and shallow, so that the warm start and RL both run on 2 CPU cores."""
+    """A 0.12M-parameter Qwen3 (Qwen3-0.6B's architecture: GQA, q/k-norm, SwiGLU, RoPE, tied
+    embeddings). Narrow and shallow, so that the warm start and RL both run on 2 CPU cores."""
     from transformers import Qwen3Config
 
-    return Qwen3Config(vocab_size=vocab_size, hidden_size=64, intermediate_size=192, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=256,
-                       tie_word_embeddings=True, pad_token_id=pad_token_id, eos_token_id=eos_token_id,
+    return Qwen3Config(vocab_size=vocab_size, hidden_size=64, intermediate_size=192,
+                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                       head_dim=16, max_position_embeddings=256, tie_word_embeddings=True,
+                       pad_token_id=pad_token_id, eos_token_id=eos_token_id,
                        bos_token_id=eos_token_id, dtype="float32")
 
 
 def _micro_batches(tokenizer, rng, batch_size, order, micro):
-    """One batch of fresh correct train-split demonstrations (`order` "free" or "fixed", see arithmetic.py),
-    length-sorted and cut into right-padded micro-batches: (ids, target) with target marking positions whose
-    NEXT token is solution or eos (the prompt is never trained)."""
+    """One batch of fresh correct train-split demonstrations (`order` "free" or "fixed", see
+    arithmetic.py), length-sorted and cut into right-padded micro-batches: (ids, target) with target
+    marking positions whose NEXT token is solution or eos (the prompt is never trained)."""
     problems, pad = [], tokenizer.pad_token_id
     while len(problems) < batch_size:  # the warm start never sees a test problem
         p = make_problem(rng)["problem"]
         problems += [p] if split_of(p) == "train" else []
     prompts = tokenizer([p + "\n" for p in problems])["input_ids"]
-    answers = tokenizer([solution(p, rng if order == "free" else None) for p in problems])["input_ids"]
+    solutions = [solution(p, rng if order == "free" else None) for p in problems]
+    answers = tokenizer(solutions)["input_ids"]
     demos = sorted(((len(q), q + a + [tokenizer.eos_token_id]) for q, a in zip(prompts, answers)),
                    key=lambda d: len(d[1]))
     for chunk in (demos[i:i + micro] for i in range(0, batch_size, micro)):
@@ -94,15 +103,17 @@ def _micro_batches(tokenizer, rng, batch_size, order, micro):
         yield ids, (torch.arange(ids.shape[1] - 1) >= first) & (ids[:, 1:] != pad)
 
 
-def warm_start(model, tokenizer, *, steps=WARM["steps"], batch_size=WARM["batch_size"], lr=WARM["lr"],
-               order=WARM["order"], seed=0, micro=32):
-    """Supervised fine-tune on fresh correct demonstrations (AdamW, linear warmup, cosine decay); returns the
-    model.
-    Length-sorted micro-batches (gradients summed: one step is still one big batch) spend little compute on
-    padding. No attention mask is needed: pads are on the right and attention is causal."""
+def warm_start(model, tokenizer, *, steps=WARM["steps"], batch_size=WARM["batch_size"],
+               lr=WARM["lr"], order=WARM["order"], seed=0, micro=32):
+    """Supervised fine-tune on fresh correct demonstrations (AdamW, linear warmup, cosine decay);
+    returns the model.
+    Length-sorted micro-batches (gradients summed: one step is still one big batch) spend little
+    compute on padding. No attention mask is needed: pads are on the right and attention is causal.
+    """
     rng = random.Random(seed)
     torch.manual_seed(seed)
-    # wd 0.1 / beta2 0.95 made the moment the arithmetic "clicks" much less seed-dependent than 0.01 / 0.98
+    # wd 0.1 / beta2 0.95 made the moment the arithmetic "clicks" much less
+    # seed-dependent than 0.01 / 0.98
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     warmup = max(1, steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -127,23 +138,26 @@ def warm_start(model, tokenizer, *, steps=WARM["steps"], batch_size=WARM["batch_
 
 
 def load_tiny(cache_dir=None, *, force=False, seed=0, **warm):
-    """(model, tokenizer): the warm-started tiny Qwen3 (eval, float32) from its cache folder, built if missing
-    into a fresh temp folder renamed into place at the end: a killed build leaves no half cache (its temp is
-    never read)."""
+    """(model, tokenizer): the warm-started tiny Qwen3 (eval, float32) from its cache folder, built
+    if missing into a fresh temp folder renamed into place at the end: a killed build leaves no half
+    cache (its temp is never read)."""
     from transformers import AutoTokenizer, Qwen3ForCausalLM
 
-    settings = {**WARM, **warm}  # folder name: hash of config, warm-start settings, seed and VERSION
+    # folder name: hash of config, warm-start settings, seed and VERSION
+    settings = {**WARM, **warm}
     # the config without transformers_version: that names the library, not the model
     config = {k: v for k, v in tiny_config(300).to_dict().items() if k != "transformers_version"}
     key = json.dumps([config, settings, seed, VERSION], sort_keys=True, default=str)
-    root = Path(cache_dir or os.environ.get("NANO_FORKRL_CACHE") or Path.home() / ".cache" / "nano_forkrl")
+    default = Path.home() / ".cache" / "nano_forkrl"
+    root = Path(cache_dir or os.environ.get("NANO_FORKRL_CACHE") or default)
     folder = root / f"tiny-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if force or not folder.is_dir():
         print(f"nano_forkrl.tasks.tiny: warm start (once, then cached) -> {folder}",
               flush=True)
         tokenizer = build_tiny_tokenizer()
         torch.manual_seed(seed)
-        model = Qwen3ForCausalLM(tiny_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id))
+        shape = tiny_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
+        model = Qwen3ForCausalLM(shape)
         warm_start(model, tokenizer, seed=seed, **settings)
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-tmp-", dir=folder.parent))

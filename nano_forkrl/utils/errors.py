@@ -1,10 +1,11 @@
 """User errors in one line: what the command-line tools print instead of a traceback.
 
-`RunError` is a mistake the user can fix (a bad flag, a missing or damaged file, a run folder that would be
-overwritten); its message says what and where. `cli(main, argv)` runs a tool's `main` and turns any exception
-into a single `error: ...` line on stderr and exit status 2, unless `--debug` is among the arguments or the
-environment sets NANO_FORKRL_DEBUG=1: then the exception propagates with its full traceback. An error that is
-not a known user error still gets one line, with its type, and the hint to rerun with --debug.
+`RunError` is a mistake the user can fix (a bad flag, a missing or damaged file, a run folder that
+would be overwritten); its message says what and where. `cli(main, argv)` runs a tool's `main` and
+turns any exception into a single `error: ...` line on stderr and exit status 2, unless `--debug` is
+among the arguments or the environment sets NANO_FORKRL_DEBUG=1: then the exception propagates with
+its full traceback. An error that is not a known user error still gets one line, with its type, and
+the hint to rerun with --debug.
 """
 import os
 import sys
@@ -17,11 +18,13 @@ class RunError(Exception):
 
 
 class DataError(ValueError):
-    """A data source or row that cannot become a problem. The message says where and what is wrong."""
+    """A data source or row that cannot become a problem. The message says where
+    and what is wrong."""
 
 
 def debug_requested(argv):
-    """True when the traceback was asked for: `--debug` in argv, or NANO_FORKRL_DEBUG set and not 0."""
+    """True when the traceback was asked for: `--debug` in argv, or
+    NANO_FORKRL_DEBUG set and not 0."""
     args = sys.argv[1:] if argv is None else argv
     return "--debug" in args or os.environ.get(DEBUG_ENV, "0") not in ("", "0")
 
@@ -37,9 +40,10 @@ def describe(err):
 
 
 def cli(main, argv=None):
-    """Run `main(argv)`; a failure becomes one line on stderr and `SystemExit(2)` (argparse's usage-error
-    code).
-    KeyboardInterrupt exits 130 without a traceback. SystemExit from argparse or `main` passes unchanged."""
+    """Run `main(argv)`; a failure becomes one line on stderr and `SystemExit(2)` (argparse's
+    usage-error code).
+    KeyboardInterrupt exits 130 without a traceback. SystemExit from argparse or `main`
+    passes unchanged."""
     if debug_requested(argv):
         return main(argv)
     try:
