@@ -11,7 +11,8 @@ Over the seeds: mean, sample SD, t-based 95% CI with df = n - 1 and a two-sided 
     per-problem noise of the n evaluations alone would give, run-to-run differences aside;
   - the lr the protocol's own rule (best validation avg@4 of seed 0, ties to the smaller lr)
     picks once the later 3e-5 runs are in the grid;
-  - the rho sweep of seed 0 (one seed: only the SE over problems is known).
+  - the rho sweep of seed 0 (one seed: only the SE over problems is known);
+  - the F test of two variants' spreads over seeds (all tokens' rises over top 20%'s).
 
 CLI: python -m nano_forkrl.study.reread --results tutorials/results/protocol --out reread.json
 """
@@ -20,7 +21,7 @@ import json
 import math
 
 from nano_forkrl.study import protocol
-from nano_forkrl.study.paired import power, summary, t_cdf
+from nano_forkrl.study.paired import betainc, power, summary, t_cdf
 from nano_forkrl.study.uncertainty import paired_difference, problem_se
 
 MAIN = protocol.MAIN
@@ -68,6 +69,15 @@ def over_seeds(pairs):
     return out
 
 
+def variance_ratio(a, b):
+    """(F, two-sided p) of the sample variances of a over b (F test, df n_a - 1 and n_b - 1; the F
+    law's CDF is the regularized incomplete beta I_{d1 F / (d1 F + d2)}(d1 / 2, d2 / 2))."""
+    d1, d2 = a["n"] - 1, b["n"] - 1
+    f = a["sd"] ** 2 / b["sd"] ** 2
+    cdf = betainc(d1 / 2, d2 / 2, d1 * f / (d1 * f + d2))
+    return f, 2 * min(cdf, 1 - cdf)
+
+
 def detectable(sd, n, target=0.8, sims=4000):
     """The smallest true difference a two-sided t-test of n pairs (SD sd) finds with probability
     `target` (bisection on the simulated power)."""
@@ -87,6 +97,7 @@ def reread(results, seeds=(0,) + protocol.SEEDS):
     out["rise"] = {v: over_seeds([rise(r) for r in runs[v]]) for v in MAIN}
     out["difference"] = {f"{a} - {b}": over_seeds([difference(ra, rb) for ra, rb in
                                                     zip(runs[a], runs[b])]) for a, b in PAIRS}
+    out["spread_all_over_top"] = variance_ratio(out["rise"]["all tokens"], out["rise"]["top 20%"])
     sd = out["difference"]["top 20% - all tokens"]["sd"]
     out["power"] = dict(sd=sd, **{f"n={n}, diff={d}": power(n, sd, true_diff=d, test="t")
                                   for n in (len(seeds), 16, 30) for d in (2.0, 3.0)},
@@ -122,7 +133,8 @@ def main(argv=None):
     print("points of test avg@4 after 60 steps; mean ± SE over seeds (t, df = n - 1)")
     for name, s in {**out["rise"], **out["difference"]}.items():
         print(_line(name, s))
-    for key in ("power", "wider_grid", "edge_rise", "rho_seed0", "rho_0.5_minus_0.2"):
+    for key in ("spread_all_over_top", "power", "wider_grid", "edge_rise", "rho_seed0",
+                "rho_0.5_minus_0.2"):
         print(f"{key}: {json.dumps(out[key])}")
     if args.out:
         with open(args.out, "w") as f:

@@ -35,6 +35,12 @@ def test_over_seeds_is_a_t_interval_with_n_minus_1_df():
     assert s["margin_needed"] == pytest.approx(2.0 + 2.919986 / math.sqrt(3), abs=1e-4)
 
 
+def test_variance_ratio_by_hand():
+    # F(2, 2): P(F <= f) = f / (1 + f), so F = 3 has the two-sided p 2 / 4
+    f, p = reread.variance_ratio(dict(n=3, sd=math.sqrt(3)), dict(n=3, sd=1.0))
+    assert f == pytest.approx(3.0) and p == pytest.approx(0.5)
+
+
 def test_the_wider_grid_applies_the_protocol_rule_with_ties_to_the_smaller_lr():
     results = [fake("random 20%", lr, 0, [1] * 4, val_end=v)
                for lr, v in ((3e-5, [2, 1, 1, 1]), (1e-4, [1, 2, 1, 1]), (3e-4, [0] * 4),
@@ -54,6 +60,8 @@ def test_the_committed_results_give_the_numbers_the_readme_quotes():
     assert round(out["difference"]["top 20% - random 20%"]["p"], 2) == 0.14
     assert round(out["difference"]["top 20% - bottom 80%"]["p"], 2) == 0.02
     assert round(out["rise"]["bottom 80%"]["p"], 2) == 0.07
+    ratio, p = out["spread_all_over_top"]
+    assert round(ratio) == 22 and round(p, 2) == 0.09
     assert out["wider_grid"]["bottom 80%"]["chosen"] == 3e-5
     assert out["wider_grid"]["random 20%"]["chosen"] == 3e-5
     assert out["lr"] == {"top 20%": 1e-4, "all tokens": 3e-4, "bottom 80%": 1e-4,
