@@ -1,12 +1,12 @@
 """The memory plan: what each device holds in each phase of a training step, from the model's
 config alone (no weights), checked before any weight is loaded or any engine is started.
 
-P parameters (a tied embedding counted once), N GPUs (FSDP2 shards over N: run/place/sharding.py), w bytes
-per master weight (4: --dtype auto, float32; 2: --dtype bf16). Per device, in bytes:
+P parameters (a tied embedding counted once), N GPUs (FSDP2 shards over N: run/place/sharding.py), w
+bytes per master weight (4: --dtype auto, float32; 2: --dtype bf16). Per device, in bytes:
 
   resident     weights w P/N, AdamW's two moments 2w P/N, the step guard's copy of both 3w P/N
-               (run/safety/guard.py; 0 with --no-step-guard), kept for the whole run; CUDA adds 1 GiB
-               (context and workspaces)
+               (run/safety/guard.py; 0 with --no-step-guard), kept for the whole run; CUDA adds
+               1 GiB (context and workspaces)
   gradients    w P/N, from a mini-batch's first backward to its optimizer step
   activations  one micro-batch of b = min(micro_batch_size, rows per GPU) rows of T = prompt +
                max_new_tokens tokens (update.py cuts to the longest row; prompt:
