@@ -2,22 +2,34 @@
 
     python -m nano_forkrl.bench --samplers none --no-update --rl-steps 30 --eval-runs 3
 
-`bench_rl_steps` runs `train.train_step` as the loop does (the preset's model, data, sampler,
-guarded AdamW; nothing written to disk) and reports the median seconds per step after one untimed
-step (cpu_s: the median CPU seconds of this process per step, which a busy machine distorts
-less), and the median of each phase (rollout = sampling + verify + dynamic sampling's extra rounds,
-logprobs, update, sync). `bench_eval` times `tools/evaluate.evaluate` on the preset's held-out set
-(eval_n problems x eval_k samples, 200 x 4 for tiny), the call the loop makes every eval_every
-steps.
+`bench_rl_steps` runs the real loop, `python -m nano_forkrl.train`, as a child process (the
+preset's model, data, sampler and guarded AdamW; a temporary run folder, no checkpoint, the
+held-out evaluations shrunk to one sample) and reads the per-step `time` records it writes to
+metrics.jsonl: a step's seconds are the sum of its phases (rollout = sampling + verify + dynamic
+sampling's extra rounds, logprobs, update, sync), reported as the median after one untimed step,
+with the median of each phase and the child's CPU seconds per step (a busy machine distorts them
+less). Nothing here imports train.py: the bench sits beside the loop, not on top of it.
+`bench_eval` times `run/steps/evaluation.evaluate` on the preset's held-out set (eval_n problems
+x eval_k samples, 200 x 4 for tiny), the call the loop makes every eval_every steps.
 `flags` are train flags on top of the preset (bench's --loop-flags), e.g. to shrink it in tests.
 """
+import json
+import os
+import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from nano_forkrl.run.setup.config import parse_args
 from nano_forkrl.bench.rollout_bench import measure
+
+# the loop's evaluations (at the start and the end) are not timed here: one sample each
+QUIET_EVAL = ["--eval-n", "1", "--eval-k", "1", "--eval-every", "0"]
 
 
 def _loop(preset, device, flags):
@@ -35,26 +47,40 @@ def _loop(preset, device, flags):
     return cfg, model, tokenizer, sampler, load_split(cfg.train_data, "train", seed=cfg.seed)
 
 
-def bench_rl_steps(preset, steps, device, flags=()):
-    """Median seconds per RL step over `steps` steps (after one untimed step); phase medians."""
-    from nano_forkrl.run.safety.guard import GuardedOptimizer
-    from nano_forkrl.train import train_step
+def run_loop(preset, steps, device, flags=()):
+    """Run `python -m nano_forkrl.train` for `steps` steps in a temporary folder. Returns (the
+    per-step records of metrics.jsonl, the child's wall seconds, its CPU seconds).
+    RuntimeError with the end of its output when it fails."""
+    with tempfile.TemporaryDirectory(prefix="nano_forkrl_bench_") as out:
+        argv = [sys.executable, "-m", "nano_forkrl.train", "--preset", preset,
+                "--device", str(device), *QUIET_EVAL, *flags, "--steps", str(steps),
+                "--save-every", "0", "--no-final-save", "--out-dir", out, "--overwrite"]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ))
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode:
+            raise RuntimeError(f"train exited {done.returncode}: {done.stderr[-1500:]}")
+        lines = (Path(out) / "metrics.jsonl").read_text().splitlines()
+    records = [r for r in map(json.loads, lines) if "time" in r]
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return records, wall, cpu
 
+
+def bench_rl_steps(preset, steps, device, flags=()):
+    """Median seconds per RL step over `steps` steps of the real loop (after one untimed step),
+    phase medians, and the child's CPU seconds per step (its whole run: start-up included)."""
     def run(rec):
-        cfg, model, tokenizer, sampler, problems = _loop(preset, device, flags)
-        optimizer = GuardedOptimizer(torch.optim.AdamW(model.parameters(), lr=cfg.lr,
-                                                       weight_decay=cfg.weight_decay))
-        cursor, seconds, cpu, phases = 0, [], [], []
-        for _ in range(1 + steps):
-            start, start_cpu = time.perf_counter(), time.process_time()
-            cursor, stats = train_step(cfg, model, optimizer, sampler, tokenizer, problems, cursor)
-            seconds.append(time.perf_counter() - start)
-            cpu.append(time.process_time() - start_cpu)
-            phases.append(stats["time"])
-        rec["seconds"], rec["cpu_s"] = statistics.median(seconds[1:]), statistics.median(cpu[1:])
-        rec["all_s"] = [round(s, 4) for s in seconds[1:]]
-        names = phases[1]
-        rec["phase_s"] = {k: statistics.median(p.get(k, 0.0) for p in phases[1:]) for k in names}
+        records, rec["child_wall_s"], cpu = run_loop(preset, 1 + steps, device, flags)
+        timed = records[1:]
+        seconds = [sum(r["time"].values()) for r in timed]
+        rec["seconds"], rec["all_s"] = statistics.median(seconds), [round(s, 4) for s in seconds]
+        rec["cpu_s"] = cpu / len(records)
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
+        rec["child_peak_mem_gb"] = round(peak / 2**30, 3)  # the loop's process, not this one
+        names = max((r["time"] for r in timed), key=len)
+        rec["phase_s"] = {k: statistics.median(r["time"].get(k, 0.0) for r in timed) for k in names}
 
     rec = {"phase": "rl_step", "preset": preset, "runs": steps, "flags": list(flags)}
     return measure(rec, device, run)
