@@ -47,12 +47,12 @@ def slug(variant, lr, seed):
     return f"{variant.replace(' ', '').replace('%', '')}_lr{lr:g}_s{seed}"
 
 
-def evaluate_model(model, tokenizer, problems, k, seed=1234):
+def evaluate_model(model, tokenizer, problems, k, seed=1234, max_new_tokens=48):
     """Per-problem correct counts of k temperature-1 samples (the training sampler's settings)."""
     from nano_forkrl.engines.torch_sampler import TorchSampler
     from nano_forkrl.run.steps.evaluation import evaluate
 
-    sampler = TorchSampler(model.eval(), tokenizer, max_new_tokens=48, seed=seed)
+    sampler = TorchSampler(model.eval(), tokenizer, max_new_tokens=max_new_tokens, seed=seed)
     result = evaluate(sampler, problems, k=k, template="plain", tokenizer=tokenizer, seed=seed)
     return result["per_problem"]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from nano_forkrl.tasks import arithmetic
+from nano_forkrl.tasks import arithmetic, chain
 # parse_problem is re-exported for callers of tiny.py
 from nano_forkrl.tasks.arithmetic import (make_problem, parse_problem, solution,  # noqa: F401
                                            split_of)
@@ -43,6 +43,9 @@ tiny_problems = arithmetic.tiny_problems
 # warm-start defaults, all in the cache key
 WARM = dict(steps=1100, batch_size=64, lr=1e-2, order="free")
 NAME = "tiny"  # the embedded CPU job's name as a model, a data source and a random: model's source
+# the tasks the builder warm-starts on (each module has make_problem, solution and split_of):
+# the tiny preset's arithmetic and the long-chain testbed of tasks/chain.py
+TASKS = {NAME: arithmetic, "chain": chain}
 
 
 def is_tiny(name):
@@ -52,9 +55,9 @@ def is_tiny(name):
     return name == NAME
 
 
-def build_tiny_tokenizer():
-    """Byte-level BPE like Qwen's: 2 specials + 256 bytes + a few merges learned on the task;
-    deterministic."""
+def build_tiny_tokenizer(task=arithmetic):
+    """Byte-level BPE like Qwen's: 2 specials + 256 bytes + a few merges learned on `task` (a
+    module of TASKS); deterministic."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -66,7 +69,8 @@ def build_tiny_tokenizer():
     trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=[PAD, EOS], show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     rng = random.Random(0)
-    texts = [p["problem"] + "\n" + p["solution"] for p in (make_problem(rng) for _ in range(500))]
+    demos = (task.make_problem(rng) for _ in range(500))
+    texts = [p["problem"] + "\n" + p["solution"] for p in demos]
     tok.train_from_iterator(texts, trainer)  # learns "Compute", "\boxed", ".\n", ...
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS,
                                    clean_up_tokenization_spaces=False)
@@ -84,16 +88,16 @@ def tiny_config(vocab_size, pad_token_id=0, eos_token_id=1):
                        bos_token_id=eos_token_id, dtype="float32")
 
 
-def _micro_batches(tokenizer, rng, batch_size, order, micro):
+def _micro_batches(tokenizer, rng, batch_size, order, micro, task=arithmetic):
     """One batch of fresh correct train-split demonstrations (`order` "free" or "fixed", see
     arithmetic.py), length-sorted and cut into right-padded micro-batches: (ids, target) with target
     marking positions whose NEXT token is solution or eos (the prompt is never trained)."""
     problems, pad = [], tokenizer.pad_token_id
     while len(problems) < batch_size:  # the warm start never sees a test problem
-        p = make_problem(rng)["problem"]
-        problems += [p] if split_of(p) == "train" else []
+        p = task.make_problem(rng)["problem"]
+        problems += [p] if task.split_of(p) == "train" else []
     prompts = tokenizer([p + "\n" for p in problems])["input_ids"]
-    solutions = [solution(p, rng if order == "free" else None) for p in problems]
+    solutions = [task.solution(p, rng if order == "free" else None) for p in problems]
     answers = tokenizer(solutions)["input_ids"]
     demos = sorted(((len(q), q + a + [tokenizer.eos_token_id]) for q, a in zip(prompts, answers)),
                    key=lambda d: len(d[1]))
@@ -104,7 +108,7 @@ def _micro_batches(tokenizer, rng, batch_size, order, micro):
 
 
 def warm_start(model, tokenizer, *, steps=WARM["steps"], batch_size=WARM["batch_size"],
-               lr=WARM["lr"], order=WARM["order"], seed=0, micro=32):
+               lr=WARM["lr"], order=WARM["order"], seed=0, micro=32, task=arithmetic):
     """Supervised fine-tune on fresh correct demonstrations (AdamW, linear warmup, cosine decay);
     returns the model.
     Length-sorted micro-batches (gradients summed: one step is still one big batch) spend little
@@ -122,7 +126,7 @@ def warm_start(model, tokenizer, *, steps=WARM["steps"], batch_size=WARM["batch_
     model.train()
     for _ in range(steps):
         batch = [(i.to(device), t.to(device))
-                 for i, t in _micro_batches(tokenizer, rng, batch_size, order, micro)]
+                 for i, t in _micro_batches(tokenizer, rng, batch_size, order, micro, task)]
         n_target = sum(int(t.sum()) for _, t in batch)
         opt.zero_grad(set_to_none=True)
         for ids, target in batch:
@@ -137,28 +141,30 @@ def warm_start(model, tokenizer, *, steps=WARM["steps"], batch_size=WARM["batch_
     return model.eval()
 
 
-def load_tiny(cache_dir=None, *, force=False, seed=0, **warm):
-    """(model, tokenizer): the warm-started tiny Qwen3 (eval, float32) from its cache folder, built
-    if missing into a fresh temp folder renamed into place at the end: a killed build leaves no half
-    cache (its temp is never read)."""
+def load_tiny(cache_dir=None, *, force=False, seed=0, task=NAME, **warm):
+    """(model, tokenizer): the tiny Qwen3 warm-started on `task` (a name of TASKS; eval, float32)
+    from its cache folder, built if missing into a fresh temp folder renamed into place at the end:
+    a killed build leaves no half cache (its temp is never read)."""
     from transformers import AutoTokenizer, Qwen3ForCausalLM
 
     # folder name: hash of config, warm-start settings, seed and VERSION
     settings = {**WARM, **warm}
     # the config without transformers_version: that names the library, not the model
     config = {k: v for k, v in tiny_config(300).to_dict().items() if k != "transformers_version"}
-    key = json.dumps([config, settings, seed, VERSION], sort_keys=True, default=str)
+    # another task adds its name: the tiny preset's key (and cache folder) stay what they were
+    key = json.dumps([config, settings, seed, VERSION] + ([task] if task != NAME else []),
+                     sort_keys=True, default=str)
     default = Path.home() / ".cache" / "nano_forkrl"
     root = Path(cache_dir or os.environ.get("NANO_FORKRL_CACHE") or default)
-    folder = root / f"tiny-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    folder = root / f"{task}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if force or not folder.is_dir():
         print(f"nano_forkrl.tasks.tiny: warm start (once, then cached) -> {folder}",
               flush=True)
-        tokenizer = build_tiny_tokenizer()
+        tokenizer = build_tiny_tokenizer(TASKS[task])
         torch.manual_seed(seed)
         shape = tiny_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
         model = Qwen3ForCausalLM(shape)
-        warm_start(model, tokenizer, seed=seed, **settings)
+        warm_start(model, tokenizer, seed=seed, task=TASKS[task], **settings)
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-tmp-", dir=folder.parent))
         model.save_pretrained(tmp)

@@ -1,3 +1,5 @@
+import hashlib
+import json
 import random
 import re
 
@@ -242,3 +244,29 @@ def test_no_other_module_compares_a_name_with_tiny():
                 if any(isinstance(s, ast.Constant) and s.value == "tiny" for s in sides):
                     found.append(f"{path.relative_to(package)}:{node.lineno}")
     assert not found, f"compare with 'tiny' outside tasks/tiny.py (ask tiny.is_tiny): {found}"
+
+
+def test_the_tiny_presets_cache_folder_is_unchanged_by_the_task_parameter(tmp_path):
+    # the key as it was before tasks: config without transformers_version, settings, seed, VERSION
+    config = {k: v for k, v in tiny.tiny_config(300).to_dict().items() if k != "transformers_version"}
+    settings = {**tiny.WARM, "steps": 1, "batch_size": 4}
+    key = json.dumps([config, settings, 0, tiny.VERSION], sort_keys=True, default=str)
+    tiny.load_tiny(tmp_path, steps=1, batch_size=4)
+    name = "tiny-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_the_builder_warm_starts_on_the_chain_task(tmp_path, monkeypatch):
+    model, tokenizer = tiny.load_tiny(tmp_path, task="chain", steps=2, batch_size=4)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 1 and names[0].startswith("chain-")  # its own folder, next to tiny-*
+    vocab = tokenizer.get_vocab()
+    assert "take" in vocab and "Ġleft" in vocab  # the chain's merges
+    monkeypatch.setattr(tiny, "warm_start", lambda *a, **k: pytest.fail("warm start re-run"))
+    tiny.load_tiny(tmp_path, task="chain", steps=2, batch_size=4)  # cached
+    with pytest.raises(pytest.fail.Exception):  # the same settings on the tiny task: another model
+        tiny.load_tiny(tmp_path, steps=2, batch_size=4)
+    task = tiny.TASKS["chain"]
+    ids, target = next(tiny._micro_batches(tokenizer, random.Random(0), 4, "free", 4, task))
+    text = tokenizer.decode(ids[0][1:][target[0]])
+    assert text.startswith("now ") and "take " in text and "\\boxed{" in text
