@@ -5,7 +5,9 @@ all four:
   1. the warm start's mean response length on validation is in [80, 150] tokens;
   2. at least 60% of its response tokens have entropy below 0.01 nats (mostly filler);
   3. its validation avg@4 is in [0.10, 0.80] (a reward signal, and room to improve);
-  4. one 100-step RL run (top 20%, lr 1e-4) costs at most 25 minutes of CPU (one core).
+  4. one 100-step RL run (top 20%, lr 1e-4) costs at most 25 minutes of CPU (one core); judged on
+     a shorter run's CPU seconds per step times 100 (amendment 1; its fixed costs, start-up and
+     evaluations, count as steps: an overestimate).
 The RL run's own rise (paired, on the same validation problems) is reported, not judged.
 
 CLI: python -m nano_forkrl.study.chain_pilot --out tutorials/results/powered/chain_pilot.json
@@ -34,7 +36,7 @@ def judge(m, rule=RULE):
         "length": rule["length"][0] <= m["mean_length"] <= rule["length"][1],
         "low_entropy_share": m["share_below_0.01"] >= rule["low_entropy_share"],
         "avg4": rule["avg4"][0] <= m["start_avg4"] <= rule["avg4"][1],
-        "cpu_minutes": m["rl_cpu_s"] / 60 <= rule["cpu_minutes"],
+        "cpu_minutes": m["rl_cpu_s"] / m["rl_steps"] * 100 / 60 <= rule["cpu_minutes"],
     }
     return checks, "GO" if all(checks.values()) else "NO-GO"
 
@@ -88,7 +90,8 @@ def pilot(out, runs_dir, seed=0, steps=100, lr=1e-4, n_val=200, k=4):
              "--steps", steps, "--seed", seed, "--save-every", 0]
     t1, cpu1 = time.time(), _cpu_s(resource.RUSAGE_CHILDREN)
     records = runner.train(flags, runs_dir / "rl")
-    m.update(rl_s=time.time() - t1, rl_cpu_s=_cpu_s(resource.RUSAGE_CHILDREN) - cpu1,
+    m.update(rl_steps=steps, rl_s=time.time() - t1,
+             rl_cpu_s=_cpu_s(resource.RUSAGE_CHILDREN) - cpu1,
              curve=[(r["step"], r["eval"][f"avg@{k}"]) for r in records if "eval" in r],
              train_accuracy=[r.get("accuracy") for r in records if "eval" not in r])
     end, _ = load_policy(str(runs_dir / "rl" / "checkpoint"), "cpu")
@@ -106,7 +109,7 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="tutorials/results/powered/chain_pilot.json")
     ap.add_argument("--runs-dir", default="runs/chain_pilot", help="the warm start and the RL run")
-    ap.add_argument("--steps", type=int, default=100, help="RL steps of the pilot's run")
+    ap.add_argument("--steps", type=int, default=20, help="RL steps of the pilot's run")
     args = ap.parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")
     r = pilot(args.out, args.runs_dir, steps=args.steps)

@@ -2,17 +2,19 @@ import pytest
 
 from nano_forkrl.study import chain_pilot
 
-PASSING = {"mean_length": 110.0, "share_below_0.01": 0.7, "start_avg4": 0.4, "rl_cpu_s": 600.0}
+PASSING = {"mean_length": 110.0, "share_below_0.01": 0.7, "start_avg4": 0.4, "rl_cpu_s": 120.0,
+           "rl_steps": 20}  # 6 CPU-s per step: 10 CPU-minutes for 100 steps
 
 
 def test_go_needs_all_four_criteria_of_the_preregistered_rule():
     checks, verdict = chain_pilot.judge(PASSING)
     assert verdict == "GO" and all(checks.values())
     for key, bad in (("mean_length", 40.0), ("mean_length", 151.0), ("share_below_0.01", 0.59),
-                     ("start_avg4", 0.05), ("start_avg4", 0.85), ("rl_cpu_s", 25 * 60 + 1)):
+                     ("start_avg4", 0.05), ("start_avg4", 0.85), ("rl_cpu_s", 5 * 60 + 1)):
         checks, verdict = chain_pilot.judge({**PASSING, key: bad})
         assert verdict == "NO-GO" and sum(not ok for ok in checks.values()) == 1, (key, bad)
-    edges = {"mean_length": 80.0, "share_below_0.01": 0.6, "start_avg4": 0.8, "rl_cpu_s": 1500.0}
+    edges = {"mean_length": 80.0, "share_below_0.01": 0.6, "start_avg4": 0.8, "rl_cpu_s": 300.0,
+             "rl_steps": 20}  # 25 CPU-minutes per 100 steps
     assert chain_pilot.judge(edges)[1] == "GO"  # the bounds are inclusive
 
 
