@@ -109,6 +109,7 @@ class TokenSelection:
         micro-batch then trains its rows of that fixed mask.
     source "current": `for_batch` returns None, and `for_micro_batch` ranks the current policy's (detached)
         entropy among that micro-batch's response tokens, at every forward.
+    `trained_count` gives the update its loss's token count; update.py never asks which source is in use.
     """
     rho: float = 0.2
     mode: str = "top"
@@ -116,6 +117,10 @@ class TokenSelection:
     per_sequence: bool = False
 
     def __post_init__(self):
+        if not 0.0 <= self.rho <= 1.0:  # also catches nan
+            raise ValueError(f"rho must be in [0, 1], got {self.rho}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         if self.per_sequence and self.source == "current":
@@ -127,6 +132,16 @@ class TokenSelection:
             return None
         return top_entropy_mask(old_entropy, response_mask, self.rho, mode=self.mode,
                                 per_sequence=self.per_sequence, generator=generator)
+
+    def trained_count(self, batch_mask, response_mask):
+        """How many tokens of a (mini-)batch are trained, as a tensor (the loss's "token-mean" normaliser):
+        the response tokens of `batch_mask` (source "rollout"), or None: with source "current" each
+        micro-batch's count is known only after its forward."""
+        if self.source == "current":
+            return None
+        if batch_mask is None:
+            raise ValueError('source "rollout" needs the rollout batch\'s mask (TokenSelection.for_batch)')
+        return (batch_mask.bool() & response_mask.bool()).sum()
 
     def for_micro_batch(self, batch_rows, current_entropy, response_mask):
         """The trained tokens of one micro-batch: `batch_rows` (its rows of `for_batch`'s mask) for "rollout",

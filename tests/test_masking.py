@@ -229,3 +229,19 @@ def test_selection_rejects_unknown_sources_and_per_sequence_with_current():
     with pytest.raises(ValueError, match="per_sequence"):
         TokenSelection(per_sequence=True, source="current")
 
+
+
+def test_selection_gives_the_loss_its_token_count():
+    resp = torch.tensor([[1, 1, 1, 0], [0, 1, 1, 1]]).bool()
+    mask = torch.tensor([[1, 0, 0, 1], [1, 1, 0, 0]]).bool()  # two entries fall outside the responses
+    assert TokenSelection().trained_count(mask, resp).item() == 2
+    assert TokenSelection(source="current").trained_count(None, resp) is None  # known per micro-batch only
+    with pytest.raises(ValueError, match="rollout batch's mask"):
+        TokenSelection().trained_count(None, resp)
+
+
+@pytest.mark.parametrize("kwargs, message", [(dict(rho=1.5), "rho must be in"), (dict(rho=float("nan")), "rho"),
+                                             (dict(mode="middle"), "mode must be one of")])
+def test_selection_refuses_what_the_mask_cannot_do(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TokenSelection(**kwargs)

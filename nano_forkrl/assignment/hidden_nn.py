@@ -1,5 +1,6 @@
 """Hidden graded cases of the tensor parts (entropy, logprobs, mask, loss, update); see hidden.py."""
 import math
+from dataclasses import asdict
 
 import torch
 
@@ -94,26 +95,30 @@ def aggregate_empty_masks_and_micro_batches():
 @case("update", rtol=1e-4, atol=1e-6)
 def current_source_kl_and_clipping():
     from nano_forkrl.masking import TokenSelection
+    from nano_forkrl.run.steps.batch import RolloutBatch
     from nano_forkrl.update import UpdateSettings, policy_step
 
     model, b = tiny_model(seed=3), batch(seed=4)
-    old, ref = randn(4, 10, seed=5) * 0.1 - 3.0, randn(4, 10, seed=6) * 0.1 - 3.0
+    rollouts = RolloutBatch(**b, advantages=torch.tensor([[1.0], [-1.0], [2.0], [0.0]]),
+                            old_logprobs=randn(4, 10, seed=5) * 0.1 - 3.0,
+                            ref_logprobs=randn(4, 10, seed=6) * 0.1 - 3.0)
     settings = UpdateSettings(selection=TokenSelection(rho=0.3, source="current"), kl_coef=0.1,
                               micro_batch_size=2, max_grad_norm=0.05, loss_agg="token-mean")
-    stats = policy_step(model, torch.optim.SGD(model.parameters(), lr=0.5), b, old_logprobs=old,
-                        advantages=torch.tensor([[1.0], [-1.0], [2.0], [0.0]]), ref_logprobs=ref, settings=settings)
-    return stats, model.model.embed_tokens.weight[:6]
+    stats = policy_step(model, torch.optim.SGD(model.parameters(), lr=0.5), rollouts, settings)
+    return asdict(stats), model.model.embed_tokens.weight[:6]
 
 
 @case("update")
 def a_nan_loss_skips_the_step():
     from nano_forkrl.masking import TokenSelection
+    from nano_forkrl.run.steps.batch import RolloutBatch
     from nano_forkrl.update import UpdateSettings, policy_step
 
     model, b = tiny_model(seed=4), batch(seed=5)
     before = [p.detach().clone() for p in model.parameters()]
     mask = TokenSelection(rho=1.0).for_batch(torch.ones(4, 10), b["response_mask"])
-    stats = policy_step(model, torch.optim.SGD(model.parameters(), lr=0.5), b, old_logprobs=torch.zeros(4, 10),
-                        advantages=torch.tensor([math.nan, 1.0, 1.0, 1.0]), token_mask=mask,
-                        settings=UpdateSettings(loss_agg="seq-mean-token-mean"))
-    return stats["skipped"], all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
+    rollouts = RolloutBatch(**b, advantages=torch.tensor([math.nan, 1.0, 1.0, 1.0]),
+                            old_logprobs=torch.zeros(4, 10), token_mask=mask)
+    stats = policy_step(model, torch.optim.SGD(model.parameters(), lr=0.5), rollouts,
+                        UpdateSettings(loss_agg="seq-mean-token-mean"))
+    return stats.nonfinite, all(torch.equal(p, q) for p, q in zip(before, model.parameters()))

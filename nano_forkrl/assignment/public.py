@@ -5,6 +5,8 @@ them exactly as the autograder does (which also runs hidden cases, hidden.py, on
 A case returns outputs and the grader compares them with the solution's (cases.py); random outputs
 are judged by a property check instead. The helpers below build deterministic inputs for both files.
 """
+from dataclasses import asdict
+
 import torch
 
 from nano_forkrl.assignment.cases import case
@@ -155,12 +157,13 @@ def aggregate_four_normalisers():
 @case("update", public=True, rtol=1e-4, atol=1e-6)
 def one_step_stats_and_weights():
     from nano_forkrl.masking import TokenSelection
+    from nano_forkrl.run.steps.batch import RolloutBatch
     from nano_forkrl.update import UpdateSettings, policy_step
 
     model, b = tiny_model(), batch()
-    old = randn(4, 10, seed=1) * 0.1 - 3.0
     mask = TokenSelection(rho=0.5).for_batch(randn(4, 10, seed=2).abs(), b["response_mask"])
-    stats = policy_step(model, torch.optim.SGD(model.parameters(), lr=0.1), b, old_logprobs=old,
-                        advantages=torch.tensor([1.0, -1.0, 0.5, -0.5]), token_mask=mask,
-                        settings=UpdateSettings(micro_batch_size=3))
-    return stats, model.model.norm.weight, model.model.embed_tokens.weight[:6]
+    rollouts = RolloutBatch(**b, advantages=torch.tensor([1.0, -1.0, 0.5, -0.5]),
+                            old_logprobs=randn(4, 10, seed=1) * 0.1 - 3.0, token_mask=mask)
+    stats = policy_step(model, torch.optim.SGD(model.parameters(), lr=0.1), rollouts,
+                        UpdateSettings(micro_batch_size=3))
+    return asdict(stats), model.model.norm.weight, model.model.embed_tokens.weight[:6]

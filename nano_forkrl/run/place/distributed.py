@@ -1,6 +1,7 @@
 """All the GPUs of one node: `torchrun --nproc_per_node N -m nano_forkrl.train` runs the same loop on N ranks.
 
-Without torchrun (no WORLD_SIZE) `setup` returns None and the loop calls nothing here. With it:
+Without torchrun (no WORLD_SIZE) `setup` returns run/place/single.py's `OneProcess`, whose methods are the
+plain single-process calls; the loop runs one code path either way. With torchrun, a `Ranks`:
 - Rollouts: rank r samples and scores a contiguous share of the step's prompts (whole groups) with its own
   engine and RNG stream; the groups are all-gathered in prompt order, so every rank holds the whole batch
   (token ids are small) and dynamic sampling decides on it as one process would. Only when it cannot fill the
@@ -29,14 +30,16 @@ import torch.distributed as tdist
 
 from nano_forkrl.run.place import sharding
 from nano_forkrl.run.persist.checkpoint import processes_mismatch, restore_state, save_checkpoint
+from nano_forkrl.run.place.single import OneProcess
 from nano_forkrl.utils.errors import RunError
 from nano_forkrl.utils.seeds import derive_seed
 
 
 def setup(cfg):
-    """A `Ranks` for a torchrun process (process group up, CUDA device = LOCAL_RANK), else None."""
+    """This process's place: a `Ranks` under torchrun (process group up, CUDA device = LOCAL_RANK), else
+    a `OneProcess`."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return None
+        return OneProcess()
     cuda = cfg.device != "cpu" and torch.cuda.is_available()
     if cuda and cfg.device not in ("auto", "cuda"):
         raise RunError(f"--device {cfg.device}: under torchrun rank r takes cuda:LOCAL_RANK; use auto")
@@ -65,14 +68,9 @@ def quiet_other_ranks():
         sys.stdout = open(os.devnull, "w")
 
 
-def place(ranks, model, sampler, ref_model=None):
-    """(training module, what the rollout engine is built from, reference module or None): in one process
-    the policy itself for both; under torchrun `Ranks.policy`."""
-    return (model, model, ref_model) if ranks is None else ranks.policy(model, sampler, ref_model)
-
-
 class Ranks:
-    """This process's place in the run (rank, world, main) and every collective the loop uses."""
+    """This process's place in the run (rank, world, main) and every collective the loop uses (the same
+    methods as single.OneProcess)."""
 
     def __init__(self):
         self.rank, self.world = tdist.get_rank(), tdist.get_world_size()
@@ -130,11 +128,11 @@ class Ranks:
         return sharding.FullView(model)
 
     def score_batch(self, model, batch, **kwargs):
-        """entropy.score_batch of the whole batch: this rank's rows scored, all ranks' rows all-gathered."""
+        """entropy.score_batch of the whole RolloutBatch: this rank's rows scored, all ranks' rows
+        all-gathered."""
         from nano_forkrl.entropy import score_batch
 
-        rows = self.span(batch["labels"].shape[0])
-        mine = score_batch(model, {k: v[rows] for k, v in batch.items()}, **kwargs)
+        mine = score_batch(model, batch[self.span(len(batch))].inputs(), **kwargs)
         return tuple(self._cat(t) for t in mine)
 
     def _cat(self, tensor):

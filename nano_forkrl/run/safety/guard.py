@@ -128,8 +128,8 @@ def check_step(stats, guard, step, failed, out_dir):
     RunError when it reaches MAX_FAILED_STEPS."""
     rejected, reason = guard.take_rejected()
     stats["updates_rejected"] = rejected
-    # policy_step refused a non-finite loss or gradient (no "loss": no update at all, not a failure)
-    skipped = "loss" in stats and stats.get("skipped", 0) > 0
+    # policy_step refused a non-finite loss or gradient ("no_groups", no update at all, is not a failure)
+    skipped = stats.get("nonfinite", 0) > 0
     if rejected:
         print(f"warning: step {step}: {rejected} optimizer step(s) undone: {reason}", file=sys.stderr)
     if not (rejected or skipped):

@@ -21,11 +21,10 @@ from dataclasses import asdict, dataclass, field, fields
 from nano_forkrl.advantage import ESTIMATORS
 from nano_forkrl.engines.factory import CHOICES as SAMPLERS
 from nano_forkrl.loss import AGGREGATIONS
-from nano_forkrl.masking import MODES, SOURCES, TokenSelection
+from nano_forkrl.masking import MODES, SOURCES
 from nano_forkrl.tasks.data import TEMPLATES
 from nano_forkrl.run.setup.policy import DTYPES
 from nano_forkrl.run.setup.validate import validate
-from nano_forkrl.update import UpdateSettings
 from nano_forkrl.verify import VERIFIERS
 
 
@@ -86,6 +85,8 @@ class Config:
     dual_clip: float = knob(0.0, "dual-clip bound c > 1 for negative advantages (0 = off; verl's default is 3)")
     loss_agg: str = knob("token-mean", "loss normaliser (loss.aggregate)", AGGREGATIONS)
     kl_coef: float = knob(0.0, "weight of the k3 KL to the initial policy (0 = none, as in DAPO)")
+    entropy_coef: float = knob(0.0, "entropy bonus: - entropy_coef x H_t in the loss of the trained tokens "
+                                    "(0 = none; the paper's Sec. 6 alternative to clip-higher)")
     max_grad_norm: float = knob(1.0, "gradient clipping by global norm (0 = off)")
     chunk_size: int = knob(1024, "tokens per output-head chunk when computing log-probs and entropy")
     grad_ckpt: bool = knob(False, "recompute decoder layers in backward (long sequences on a GPU)")
@@ -156,15 +157,3 @@ def parse_args(argv=None):
 
 def to_dict(cfg):
     return asdict(cfg)
-
-
-def update_settings(cfg, ranks=None):
-    """The update's settings from the config (Dr.GRPO's constant: the response budget; torchrun: summed)."""
-    selection = TokenSelection(rho=cfg.rho, mode=cfg.mask_mode, source=cfg.mask_source,
-                               per_sequence=cfg.per_sequence)
-    return UpdateSettings(selection=selection, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
-                          dual_clip=cfg.dual_clip or None, loss_agg=cfg.loss_agg, kl_coef=cfg.kl_coef,
-                          constant=cfg.max_new_tokens if cfg.loss_agg == "constant" else None,
-                          micro_batch_size=cfg.micro_batch_size, max_grad_norm=cfg.max_grad_norm,
-                          temperature=cfg.temperature, chunk_size=cfg.chunk_size,
-                          reduce=None if ranks is None else ranks.sum)

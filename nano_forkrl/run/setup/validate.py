@@ -1,23 +1,45 @@
 """Validation of a run's Config: a clear error for every value that would fail deep inside the loop, or train
-nothing, or destroy the model (non-finite numbers, impossible shapes, unknown names)."""
+nothing, or destroy the model (non-finite numbers, impossible shapes, unknown names).
+
+The objective's own rules (rho, the mask's mode and source, the clip range, the loss's coefficients) belong to
+the concepts that use them: `update_settings` builds masking.TokenSelection and update.UpdateSettings from the
+config, and `validate` reports what they refuse.
+"""
 import math
 from dataclasses import fields
 
+from nano_forkrl.masking import TokenSelection
+from nano_forkrl.update import UpdateSettings, one_process
 from nano_forkrl.verifier.math_verify import available as math_verify_available
+
+
+def update_settings(cfg, reduce=one_process):
+    """The update's settings from the config (Dr.GRPO's constant: the response budget). `reduce`: the sum
+    over the processes (the run's place: run/place/)."""
+    selection = TokenSelection(rho=cfg.rho, mode=cfg.mask_mode, source=cfg.mask_source,
+                               per_sequence=cfg.per_sequence)
+    return UpdateSettings(selection=selection, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
+                          dual_clip=cfg.dual_clip or None, loss_agg=cfg.loss_agg, kl_coef=cfg.kl_coef,
+                          entropy_coef=cfg.entropy_coef,
+                          constant=cfg.max_new_tokens if cfg.loss_agg == "constant" else None,
+                          micro_batch_size=cfg.micro_batch_size, max_grad_norm=cfg.max_grad_norm,
+                          temperature=cfg.temperature, chunk_size=cfg.chunk_size, reduce=reduce)
 
 
 def validate(cfg):
     """Clear errors for values that would otherwise fail deep inside the loop (or silently train nothing)."""
     def bad(msg):
         raise ValueError(f"invalid config: {msg}")
-    if not 0.0 <= cfg.rho <= 1.0:
-        bad(f"rho must be in [0, 1], got {cfg.rho}")
     if cfg.group_size < 2:
         bad(f"group_size must be >= 2 (a group of one has no baseline), got {cfg.group_size}")
     for f in fields(cfg):
         allowed = f.metadata.get("choices")
         if allowed and getattr(cfg, f.name) not in allowed:
             bad(f"{f.name} must be one of {allowed}, got {getattr(cfg, f.name)!r}")
+    try:  # the mask's and the objective's rules, stated once by the classes that use them
+        update_settings(cfg)
+    except ValueError as err:
+        bad(str(err))
     if cfg.verifier == "math-verify" and not math_verify_available():
         bad("verifier 'math-verify' needs the optional package: pip install math-verify")
     for name in ("steps", "prompts_per_step", "mini_batch_prompts", "micro_batch_size", "max_new_tokens",
@@ -39,14 +61,12 @@ def validate(cfg):
         bad(f"need 0 < temperature <= 10 and 0 < top_p <= 1, got {cfg.temperature}, {cfg.top_p}"
             + (" (temperature 0, greedy, gives identical samples per group: no advantage signal)"
                if cfg.temperature == 0 else ""))
-    if not 0 <= cfg.eps_low < 1 or cfg.eps_high < 0 or (cfg.dual_clip and cfg.dual_clip <= 1):
-        bad("need 0 <= eps_low < 1, eps_high >= 0, and dual_clip 0 (off) or > 1")
     if cfg.overlong_buffer > cfg.max_new_tokens:
         bad(f"overlong_buffer ({cfg.overlong_buffer}) must be in [0, max_new_tokens={cfg.max_new_tokens}] "
             "(0 turns the overlong shaping off)")
     if not 0 < cfg.lr <= 1:  # an AdamW step moves every weight by about lr: above 1 it erases any model
         bad(f"lr must be > 0 and at most 1, got {cfg.lr}")
-    for name in ("weight_decay", "kl_coef", "max_grad_norm", "overlong_factor"):
+    for name in ("weight_decay", "overlong_factor"):
         if getattr(cfg, name) < 0:
             bad(f"{name} must be >= 0, got {getattr(cfg, name)}")
     if cfg.weight_decay * cfg.lr >= 1:
@@ -58,6 +78,4 @@ def validate(cfg):
         bad(f"vllm_gpu_memory is a share of the GPU memory, in (0, 1], got {cfg.vllm_gpu_memory}")
     if cfg.resume and cfg.overwrite:
         bad("--resume continues the run in out_dir and --overwrite replaces it: pass one of them")
-    if cfg.per_sequence and cfg.mask_source == "current":
-        bad("per_sequence selects from the rollout entropy: use it with mask_source 'rollout'")
     return cfg

@@ -10,7 +10,8 @@ collected. Rewards come from `verify.reward`, plus DAPO's soft overlong penalty 
 """
 import torch
 
-from nano_forkrl.advantage import dynamic_sampling_keep, overlong_penalty
+from nano_forkrl.advantage import ESTIMATORS, dynamic_sampling_keep, group_advantages, overlong_penalty
+from nano_forkrl.run.steps.batch import collate
 from nano_forkrl.tasks.data import format_prompt
 from nano_forkrl.utils.seeds import generator as seeded
 from nano_forkrl.verify import pop_failures, reward
@@ -27,47 +28,60 @@ def next_prompts(problems, cursor, k, seed):
     return out, cursor + k
 
 
-def sample_groups(cfg, sampler, tokenizer, batch, ranks=None):
-    """G scored responses for each problem of `batch`, group-contiguous. Under torchrun (`ranks`) each rank
-    samples and scores a contiguous share of the prompts and gets every share back, in prompt order."""
-    share = slice(0, len(batch)) if ranks is None else ranks.span(len(batch))
+def sample_groups(cfg, sampler, tokenizer, batch, place):
+    """G scored responses for each problem of `batch`, group-contiguous. Each process samples and scores its
+    contiguous share of the prompts (`place.span`: all of them in one process) and gets every share back, in
+    prompt order."""
+    share = place.span(len(batch))
     prompts = [format_prompt(p["problem"], cfg.template, tokenizer) for p in batch[share]]
     rollouts = sampler.generate(prompts, n=cfg.group_size)
     scores = [reward(r.text, batch[share.start + r.prompt_index]["answer"], correct=cfg.reward_correct,
                      wrong=cfg.reward_wrong, verifier=cfg.verifier) for r in rollouts]
-    if ranks is not None:
-        for r in rollouts:
-            r.prompt_index += share.start
-        parts = ranks.gather((rollouts, scores))
-        rollouts, scores = [r for rs, _ in parts for r in rs], [s for _, ss in parts for s in ss]
+    for r in rollouts:
+        r.prompt_index += share.start
+    parts = place.gather((rollouts, scores))
+    rollouts, scores = [r for rs, _ in parts for r in rs], [s for _, ss in parts for s in ss]
     return rollouts, torch.tensor(scores)
 
 
-def collect_rollouts(cfg, sampler, tokenizer, problems, cursor, ranks=None):
+def collect_rollouts(cfg, sampler, tokenizer, problems, cursor, place):
     """Sample G responses for prompts_per_step prompts; with dynamic sampling keep only informative groups,
-    sampling further batches (at most max_gen_batches) until the training batch is full (DAPO). Under torchrun
-    every rank returns the same groups; a batch left short is cut to rows that split evenly over the ranks."""
+    sampling further batches (at most max_gen_batches) until the training batch is full (DAPO). Returns
+    (the RolloutBatch of the kept groups with their advantages, or None when no group was kept; the new
+    cursor; the statistics of the first rollout batch). Every process returns the same groups; a batch left
+    short is cut to rows that split evenly over the processes."""
     G, kept, first_stats = cfg.group_size, [], None
     for _ in range(cfg.max_gen_batches):
         batch, cursor = next_prompts(problems, cursor, cfg.prompts_per_step, cfg.seed)
-        rollouts, scores = sample_groups(cfg, sampler, tokenizer, batch, ranks)
+        rollouts, scores = sample_groups(cfg, sampler, tokenizer, batch, place)
         correct = scores == cfg.reward_correct
         lengths = torch.tensor([len(r.response_ids) for r in rollouts])
         if cfg.overlong_buffer:
-            scores = scores + overlong_penalty(lengths, cfg.max_new_tokens, cfg.overlong_buffer, cfg.overlong_factor)
+            scores = scores + overlong_penalty(lengths, cfg.max_new_tokens, cfg.overlong_buffer,
+                                               cfg.overlong_factor)
         if first_stats is None:  # log what the policy does, before any filtering
             first_stats = {"reward": scores.mean().item(), "accuracy": correct.float().mean().item(),
                            "response_length": lengths.float().mean().item(),
                            "truncated": sum(r.finish_reason == "length" for r in rollouts) / len(rollouts)}
         # 0 < #correct < G: on correctness, not on the length-shaped scores (those differ in an all-wrong group)
-        keep = dynamic_sampling_keep(correct.float(), G) if cfg.dynamic_sampling else torch.ones(len(rollouts)).bool()
+        keep = (dynamic_sampling_keep(correct.float(), G) if cfg.dynamic_sampling
+                else torch.ones(len(rollouts)).bool())
         for g in range(len(batch)):
             if keep[g * G] and len(kept) < cfg.prompts_per_step:
                 kept.append((rollouts[g * G:(g + 1) * G], scores[g * G:(g + 1) * G]))
         if len(kept) == cfg.prompts_per_step or not cfg.dynamic_sampling:
             break
-    while ranks is not None and len(kept) * G % ranks.world:  # every rank must run as many forward passes
+    while len(kept) * G % place.world:  # every process must run as many forward passes
         kept.pop()
     first_stats["groups_kept"] = len(kept)
-    first_stats["verifier_failures"] = sum(pop_failures().values())  # calls it could not time-bound: judged wrong
-    return kept, cursor, first_stats
+    first_stats["verifier_failures"] = sum(pop_failures().values())  # calls it could not time-bound: wrong
+    return _batch_of(kept, cfg, sampler.pad_id), cursor, first_stats
+
+
+def _batch_of(groups, cfg, pad_id):
+    """The kept groups as one RolloutBatch with the group advantages A_i (advantage.py), or None."""
+    if not groups:
+        return None
+    rewards = torch.cat([s for _, s in groups])
+    advantages = group_advantages(rewards, cfg.group_size, normalize_std=ESTIMATORS[cfg.advantage])
+    return collate([r for rs, _ in groups for r in rs], rewards, advantages, pad_id)

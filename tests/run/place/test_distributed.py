@@ -18,8 +18,10 @@ from conftest import make_tiny_qwen3
 
 from nano_forkrl.masking import TokenSelection
 from nano_forkrl.run.setup.config import Config
-from nano_forkrl.tasks.data import collate_rollouts, format_prompt
-from nano_forkrl.run.place.distributed import Ranks, place
+from nano_forkrl.tasks.data import format_prompt
+from nano_forkrl.run.place.distributed import Ranks
+from nano_forkrl.run.place.single import OneProcess
+from nano_forkrl.run.steps.batch import collate
 from nano_forkrl.run.persist.metrics import read_log
 from nano_forkrl.utils.seeds import generator
 from nano_forkrl.run.place.sharding import full
@@ -79,12 +81,11 @@ def _config(overrides):
 
 def _fixed_batch():
     rollouts = FakeEngine().generate([format_prompt(p["problem"], "plain") for p in PROBLEMS[:4]], n=4)
-    return collate_rollouts([r.prompt_ids for r in rollouts], [r.response_ids for r in rollouts], 0)
+    return collate(rollouts, None, torch.zeros(len(rollouts)), 0)
 
 
-def _run(ranks):
+def _run(place):
     """Per setting: (stats, gradients, pushed weights) of one train_step; and the masks of a fixed batch."""
-    from nano_forkrl.entropy import score_batch
     from nano_forkrl.run.setup.policy import enable_grad_checkpointing
 
     results = {}
@@ -92,14 +93,14 @@ def _run(ranks):
         model = make_tiny_qwen3().train()
         if checkpointed:
             enable_grad_checkpointing(model)
-        model = place(ranks, model, "torch")[0]
+        model = place.policy(model, "torch")[0]
         engine, recorder = FakeEngine(), Recorder(model)
-        _, stats = train_step(_config(overrides), model, recorder, engine, None, PROBLEMS, 0, ranks=ranks)
+        _, stats = train_step(_config(overrides), model, recorder, engine, None, PROBLEMS, 0, place)
         results[name] = (stats, recorder.grads, engine.pushed)  # pushed: the updated weights, gathered
-    model = place(ranks, make_tiny_qwen3().train(), "torch")[0]
+    model = place.policy(make_tiny_qwen3().train(), "torch")[0]
     batch = _fixed_batch()
-    _, entropy = score_batch(model, batch) if ranks is None else ranks.score_batch(model, batch)
-    masks = {mode: TokenSelection(mode=mode).for_batch(entropy, batch["response_mask"], generator("m"))
+    _, entropy = place.score_batch(model, batch)
+    masks = {mode: TokenSelection(mode=mode).for_batch(entropy, batch.response_mask, generator("m"))
              for mode in ("top", "random")}
     return results, entropy, masks
 
@@ -117,7 +118,7 @@ def test_two_processes_give_the_one_process_mask_loss_and_gradient(tmp_path):
     torch.set_num_threads(1)
     mp.spawn(_worker, args=(2, str(tmp_path)), nprocs=2)
     two, two_entropy, two_masks = torch.load(tmp_path / "two.pt", weights_only=False)
-    one, one_entropy, one_masks = _run(None)
+    one, one_entropy, one_masks = _run(OneProcess())
     assert torch.allclose(one_entropy, two_entropy, atol=1e-6)
     for mode in one_masks:  # the exact top-rho (or random rho) of the global batch
         assert torch.equal(one_masks[mode], two_masks[mode]), mode
@@ -142,7 +143,7 @@ def _torchrun(out, *flags, **kwargs):
                "-m", "nano_forkrl.train", *FAST, "--out-dir", str(out), *flags]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=Path(__file__).resolve().parents[2], start_new_session=True, **kwargs)
+                            cwd=Path(__file__).resolve().parents[3], start_new_session=True, **kwargs)
 
 
 def _steps(out):

@@ -80,18 +80,18 @@ class Counted:
 
 def test_a_run_whose_steps_keep_failing_stops_with_a_message():
     failed = 0
-    stats = {"loss": 0.1, "skipped": 0.0}
+    stats = {"loss": 0.1, "nonfinite": 0.0}
     assert check_step(dict(stats), Counted(0), 1, failed, "out") == 0
     for step in range(1, MAX_FAILED_STEPS):
         failed = check_step(dict(stats), Counted(1), step, failed, "out")
     assert failed == MAX_FAILED_STEPS - 1
     failed = check_step(dict(stats), Counted(0), 9, failed, "out")
     assert failed == 0  # a good step resets the count
-    skipped = {"loss": float("nan"), "skipped": 1.0}  # policy_step refused a non-finite gradient
+    skipped = {"loss": float("nan"), "nonfinite": 1.0}  # policy_step refused a non-finite gradient
     with pytest.raises(RunError, match=r"stopping at step 3: 3 steps in a row.*Lower --lr"):
         for step in range(1, MAX_FAILED_STEPS + 1):
             failed = check_step(dict(skipped), Counted(0), step, failed, "out")
-    no_data = {"skipped": True}  # every group had equal rewards: no update, not a failure
+    no_data = {"no_groups": True}  # every group had equal rewards: no update, not a failure
     assert check_step(no_data, Counted(0), 1, 2, "out") == 0 and no_data["updates_rejected"] == 0
 
 

@@ -36,7 +36,10 @@ def test_flags_override_the_preset():
     (["--steps", "0"], "steps must be >= 1"),
     (["--dual-clip", "0.5"], "dual_clip"),
     (["--preset", "qwen3-0.6b", "--max-new-tokens", "16"], "overlong_buffer"),
-    (["--per-sequence", "--mask-source", "current"], "per_sequence selects from the rollout entropy"),
+    # the mask's and the objective's own rules, reported from TokenSelection / UpdateSettings
+    (["--per-sequence", "--mask-source", "current"], "per_sequence ranks within each rollout response"),
+    (["--eps-low", "1.0"], "need 0 <= eps_low < 1"),
+    (["--entropy-coef", "-0.01"], "entropy_coef must be >= 0"),
 ])
 def test_bad_values_give_clear_errors(argv, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):

@@ -13,7 +13,7 @@ from nano_forkrl.run.setup.config import Config
 from nano_forkrl.run.setup.memplan import GiB, Shape, make_plan, model_config
 from nano_forkrl.run.setup.policy import QWEN3
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PUBLISHED = {"0.6b": 596_049_920, "1.7b": 1_720_574_976, "4b": 4_022_468_096,
              "8b": 8_190_735_360}
 
@@ -64,6 +64,7 @@ SCRIPT = textwrap.dedent("""
     from nano_forkrl.masking import TokenSelection
     from nano_forkrl.run.safety.guard import GuardedOptimizer
     from nano_forkrl.run.setup.policy import enable_grad_checkpointing
+    from nano_forkrl.run.steps.batch import RolloutBatch
     from nano_forkrl.update import UpdateSettings, policy_step
     LAYERS, ROWS, T, CHUNK, VOCAB = {layers}, {rows}, {tokens}, {chunk}, {vocab}
 
@@ -104,16 +105,16 @@ SCRIPT = textwrap.dedent("""
     ids = torch.randint(0, VOCAB, (ROWS, T), generator=g)
     resp = torch.zeros(ROWS, T, dtype=torch.long)
     resp[:, T // 2:] = 1
-    batch = dict(input_ids=ids, labels=torch.roll(ids, -1, 1), response_mask=resp,
-                 attention_mask=torch.ones_like(ids))
+    mask = resp.bool() & (torch.rand(ROWS, T, generator=g) < 0.2)
+    batch = RolloutBatch(input_ids=ids, labels=torch.roll(ids, -1, 1), response_mask=resp,
+                         attention_mask=torch.ones_like(ids), old_logprobs=torch.zeros(ROWS, T),
+                         advantages=torch.tensor([1.0, -1.0] * (ROWS // 2)), token_mask=mask)
     settings = UpdateSettings(selection=TokenSelection(rho=0.2), micro_batch_size=ROWS,
                               chunk_size=CHUNK)
-    mask = resp.bool() & (torch.rand(ROWS, T, generator=g) < 0.2)
     out["resident"] = rss() - base
     reset()
-    stats = policy_step(model, Probe(), batch, old_logprobs=torch.zeros(ROWS, T), token_mask=mask,
-                        advantages=torch.tensor([1.0, -1.0] * (ROWS // 2)), settings=settings)
-    assert not stats["skipped"] and guard.take_rejected()[0] == 0, stats
+    stats = policy_step(model, Probe(), batch, settings)
+    assert not stats.nonfinite and guard.take_rejected()[0] == 0, stats
     print(json.dumps(out))
 """)
 

@@ -1,6 +1,7 @@
 """Tests for nano_forkrl/run/steps/rollouts.py: the resumable prompt stream and DAPO's dynamic sampling."""
 import pytest
 
+from nano_forkrl.run.place.single import OneProcess
 from nano_forkrl.run.setup.config import parse_args
 from nano_forkrl.run.steps.rollouts import collect_rollouts, next_prompts
 from nano_forkrl.sampling import Rollout
@@ -18,6 +19,7 @@ def test_prompt_stream_is_resumable_and_covers_each_epoch():
 
 class Scripted:
     """Prompt i answers correctly in sample j iff script(i, j); counts calls."""
+    pad_id = 0
 
     def __init__(self, script):
         self.script, self.calls = script, 0
@@ -33,9 +35,10 @@ def test_dynamic_sampling_drops_equal_groups_and_samples_more():
     problems = [{"id": str(i), "problem": "p", "answer": "1"} for i in range(50)]
     # first batch: only prompts 0 and 1 have mixed rewards; second batch: all mixed
     sampler = Scripted(lambda call, i, j: j == 0 and (call > 1 or i < 2))
-    kept, cursor, stats = collect_rollouts(cfg, sampler, None, problems, 0)
-    assert sampler.calls == 2 and cursor == 8 and len(kept) == 4 and stats["groups_kept"] == 4
-    assert all(s.tolist() == [1.0, 0.0] for _, s in kept)
+    batch, cursor, stats = collect_rollouts(cfg, sampler, None, problems, 0, OneProcess())
+    assert sampler.calls == 2 and cursor == 8 and len(batch) == 4 * 2 and stats["groups_kept"] == 4
+    assert batch.rewards.tolist() == [1.0, 0.0] * 4
+    assert batch.advantages.tolist() == pytest.approx([0.7071, -0.7071] * 4, abs=1e-3)  # GRPO: (r - mean) / std
     assert stats["accuracy"] == pytest.approx(2 / 8)  # logged from the first, unfiltered batch
 
 
@@ -44,8 +47,18 @@ def test_without_dynamic_sampling_every_group_is_kept():
                       "--no-dynamic-sampling"])
     problems = [{"id": str(i), "problem": "p", "answer": "1"} for i in range(50)]
     sampler = Scripted(lambda call, i, j: False)
-    kept, cursor, _ = collect_rollouts(cfg, sampler, None, problems, 0)
-    assert sampler.calls == 1 and len(kept) == 4 and cursor == 4
+    batch, cursor, _ = collect_rollouts(cfg, sampler, None, problems, 0, OneProcess())
+    assert sampler.calls == 1 and len(batch) == 4 * 2 and cursor == 4
+    assert batch.advantages.tolist() == [0.0] * 8  # equal rewards: nothing to learn, but kept
+
+
+def test_no_informative_group_gives_no_batch():
+    cfg = parse_args(["--prompts-per-step", "2", "--mini-batch-prompts", "2", "--group-size", "2",
+                      "--max-gen-batches", "2"])
+    problems = [{"id": str(i), "problem": "p", "answer": "1"} for i in range(50)]
+    batch, cursor, stats = collect_rollouts(cfg, Scripted(lambda call, i, j: False), None, problems, 0,
+                                            OneProcess())
+    assert batch is None and cursor == 4 and stats["groups_kept"] == 0
 
 
 class Lengths(Scripted):
@@ -63,6 +76,7 @@ def test_dynamic_sampling_filters_on_correctness_not_on_shaped_scores():
                       "--max-new-tokens", "2", "--overlong-buffer", "2", "--max-gen-batches", "1"])
     problems = [{"id": str(i), "problem": "p", "answer": "1"} for i in range(50)]
     sampler = Lengths(lambda call, i, j: i == 0 and j == 0)  # prompt 0 mixed, prompt 1 all wrong
-    kept, _, stats = collect_rollouts(cfg, sampler, None, problems, 0)
-    assert len(kept) == 1 and stats["groups_kept"] == 1
-    assert kept[0][1].tolist() == pytest.approx([1.0 - 0.5, 0.0 - 1.0])  # scores keep the shaping: -0.5 at 1 token, -1 at 2
+    batch, _, stats = collect_rollouts(cfg, sampler, None, problems, 0, OneProcess())
+    assert len(batch) == 2 and stats["groups_kept"] == 1
+    # the rewards keep the shaping: -0.5 at 1 token, -1 at 2
+    assert batch.rewards.tolist() == pytest.approx([1.0 - 0.5, 0.0 - 1.0])
