@@ -1,16 +1,18 @@
 """Uncertainty of avg@k: the standard error over problems, over seeds, and of a paired difference.
 
-avg@k of one model is the mean over n problems of p_i = c_i / k (c_i correct of k samples). Problems differ in
-difficulty, so the k n samples are NOT independent draws: the standard error is that of a mean over problems,
+avg@k of one model is the mean over n problems of p_i = c_i / k (c_i correct of k samples).
+Problems differ in difficulty, so the k n samples are NOT independent draws: the standard error is
+that of a mean over problems,
 
     SE = std_i(p_i) / sqrt(n)        (std with n - 1),
 
-which includes both the spread of difficulty and the sampling noise of each p_i. The binomial formula
-sqrt(a (1 - a) / (k n)) assumes every problem equally hard and understates it.
-Across seeds (each seed: its own warm start, RL run and evaluation) the reported number is the mean over seeds
-with SE = std over seeds / sqrt(n_seeds): it contains the problem noise and the run-to-run noise.
-Two evaluations on the SAME problems (a model before and after RL) differ by mean_i(p_i - q_i), whose SE is
-std_i(p_i - q_i) / sqrt(n): pairing removes the shared difficulty.
+which includes both the spread of difficulty and the sampling noise of each p_i. The binomial
+formula sqrt(a (1 - a) / (k n)) assumes every problem equally hard and understates it.
+Across seeds (each seed: its own warm start, RL run and evaluation) the reported number is the mean
+over seeds with SE = std over seeds / sqrt(n_seeds): it contains the problem noise and the
+run-to-run noise. Two evaluations on the SAME problems (a model before and after RL) differ by
+mean_i(p_i - q_i), whose SE is std_i(p_i - q_i) / sqrt(n): pairing removes the shared difficulty.
+Paired differences over seeds, their t-interval and equivalence test: study/paired.py.
 """
 import math
 
