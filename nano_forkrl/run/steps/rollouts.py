@@ -1,16 +1,19 @@
 """Rollouts for one training step: the seeded prompt stream and DAPO's dynamic sampling.
 
-Prompts come from an endless stream of seeded permutations of the training set (one per epoch), addressed by a
-single integer cursor, so a resumed run sees exactly the prompts it would have seen.
+Prompts come from an endless stream of seeded permutations of the training set (one per epoch),
+addressed by a single integer cursor, so a resumed run sees exactly the prompts it would have seen.
 
-DAPO's dynamic sampling (Yu et al. 2025, the constraint 0 < |{o_i correct}| < G): a group whose G rewards are all
-equal has zero advantage for every sample, so it only dilutes the batch. Such groups are dropped and more prompts
-are sampled (at most `max_gen_batches` rollout batches per step) until `prompts_per_step` informative groups are
-collected. Rewards come from `verify.reward`, plus DAPO's soft overlong penalty when `overlong_buffer` > 0.
+DAPO's dynamic sampling (Yu et al. 2025, the constraint 0 < |{o_i correct}| < G): a group whose G
+rewards are all equal has zero advantage for every sample, so it only dilutes the batch. Such groups
+are dropped and more prompts are sampled (at most `max_gen_batches` rollout batches per step) until
+`prompts_per_step` informative groups are collected. Rewards come from `verify.reward`, plus DAPO's
+soft overlong penalty when `overlong_buffer` > 0. The kept groups leave as one RolloutBatch
+(run/steps/batch.py) with their group advantages (advantage.py).
 """
 import torch
 
-from nano_forkrl.advantage import ESTIMATORS, dynamic_sampling_keep, group_advantages, overlong_penalty
+from nano_forkrl.advantage import ESTIMATORS, dynamic_sampling_keep, group_advantages
+from nano_forkrl.advantage import overlong_penalty
 from nano_forkrl.run.steps.batch import collate
 from nano_forkrl.tasks.data import format_prompt
 from nano_forkrl.utils.seeds import generator as seeded
@@ -18,7 +21,8 @@ from nano_forkrl.verify import pop_failures, reward
 
 
 def next_prompts(problems, cursor, k, seed):
-    """Problems cursor..cursor+k of an endless stream of seeded epoch permutations (resumable from cursor)."""
+    """Problems cursor..cursor+k of an endless stream of seeded epoch permutations (resumable
+    from cursor)."""
     out, orders = [], {}
     for c in range(cursor, cursor + k):
         epoch, i = divmod(c, len(problems))
@@ -29,14 +33,15 @@ def next_prompts(problems, cursor, k, seed):
 
 
 def sample_groups(cfg, sampler, tokenizer, batch, place):
-    """G scored responses for each problem of `batch`, group-contiguous. Each process samples and scores its
-    contiguous share of the prompts (`place.span`: all of them in one process) and gets every share back, in
-    prompt order."""
+    """G scored responses for each problem of `batch`, group-contiguous. Each process samples and
+    scores its contiguous share of the prompts (`place.span`: all of them in one process) and gets
+    every share back, in prompt order."""
     share = place.span(len(batch))
     prompts = [format_prompt(p["problem"], cfg.template, tokenizer) for p in batch[share]]
     rollouts = sampler.generate(prompts, n=cfg.group_size)
-    scores = [reward(r.text, batch[share.start + r.prompt_index]["answer"], correct=cfg.reward_correct,
-                     wrong=cfg.reward_wrong, verifier=cfg.verifier) for r in rollouts]
+    scores = [reward(r.text, batch[share.start + r.prompt_index]["answer"],
+                     correct=cfg.reward_correct, wrong=cfg.reward_wrong, verifier=cfg.verifier)
+              for r in rollouts]
     for r in rollouts:
         r.prompt_index += share.start
     parts = place.gather((rollouts, scores))
@@ -45,11 +50,11 @@ def sample_groups(cfg, sampler, tokenizer, batch, place):
 
 
 def collect_rollouts(cfg, sampler, tokenizer, problems, cursor, place):
-    """Sample G responses for prompts_per_step prompts; with dynamic sampling keep only informative groups,
-    sampling further batches (at most max_gen_batches) until the training batch is full (DAPO). Returns
-    (the RolloutBatch of the kept groups with their advantages, or None when no group was kept; the new
-    cursor; the statistics of the first rollout batch). Every process returns the same groups; a batch left
-    short is cut to rows that split evenly over the processes."""
+    """Sample G responses for prompts_per_step prompts; with dynamic sampling keep only informative
+    groups, sampling further batches (at most max_gen_batches) until the training batch is full
+    (DAPO). Returns (the RolloutBatch of the kept groups with their advantages, or None when no
+    group was kept; the new cursor; the statistics of the first rollout batch). Every process
+    returns the same groups; a batch left short is cut to rows that split evenly over them."""
     G, kept, first_stats = cfg.group_size, [], None
     for _ in range(cfg.max_gen_batches):
         batch, cursor = next_prompts(problems, cursor, cfg.prompts_per_step, cfg.seed)
@@ -60,10 +65,9 @@ def collect_rollouts(cfg, sampler, tokenizer, problems, cursor, place):
             scores = scores + overlong_penalty(lengths, cfg.max_new_tokens, cfg.overlong_buffer,
                                                cfg.overlong_factor)
         if first_stats is None:  # log what the policy does, before any filtering
-            first_stats = {"reward": scores.mean().item(), "accuracy": correct.float().mean().item(),
-                           "response_length": lengths.float().mean().item(),
-                           "truncated": sum(r.finish_reason == "length" for r in rollouts) / len(rollouts)}
-        # 0 < #correct < G: on correctness, not on the length-shaped scores (those differ in an all-wrong group)
+            first_stats = _stats(rollouts, scores, correct, lengths)
+        # 0 < #correct < G: on correctness, not on the length-shaped scores (those differ in an
+        # all-wrong group)
         keep = (dynamic_sampling_keep(correct.float(), G) if cfg.dynamic_sampling
                 else torch.ones(len(rollouts)).bool())
         for g in range(len(batch)):
@@ -74,8 +78,16 @@ def collect_rollouts(cfg, sampler, tokenizer, problems, cursor, place):
     while len(kept) * G % place.world:  # every process must run as many forward passes
         kept.pop()
     first_stats["groups_kept"] = len(kept)
-    first_stats["verifier_failures"] = sum(pop_failures().values())  # calls it could not time-bound: wrong
+    # the verifier calls it could not time-bound (judged wrong)
+    first_stats["verifier_failures"] = sum(pop_failures().values())
     return _batch_of(kept, cfg, sampler.pad_id), cursor, first_stats
+
+
+def _stats(rollouts, scores, correct, lengths):
+    """What the policy does in a rollout batch: mean reward, accuracy, length, truncated share."""
+    return {"reward": scores.mean().item(), "accuracy": correct.float().mean().item(),
+            "response_length": lengths.float().mean().item(),
+            "truncated": sum(r.finish_reason == "length" for r in rollouts) / len(rollouts)}
 
 
 def _batch_of(groups, cfg, pad_id):
