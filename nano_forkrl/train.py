@@ -43,7 +43,7 @@ from nano_forkrl.run.setup.policy import enable_grad_checkpointing, load_policy
 from nano_forkrl.run.setup.validate import update_settings
 from nano_forkrl.run.steps.batch import mini_batches, score
 from nano_forkrl.run.steps.rollouts import collect_rollouts
-from nano_forkrl.tasks.data import load_split
+from nano_forkrl.tasks.data import HELD_OUT, load_split
 from nano_forkrl.update import policy_step
 from nano_forkrl.utils.errors import cli
 from nano_forkrl.utils.seeds import generator as seeded
@@ -115,7 +115,7 @@ def train(cfg, held):
         ref_model = load_policy(cfg.model, cfg.device, cfg.dtype, seed=cfg.seed)[0].eval()
     model, engine, ref_model = place.policy(model, cfg.sampler, ref_model)  # engine: what the sampler decodes
     problems = load_split(cfg.train_data, "train", seed=cfg.seed)
-    held_out = load_split(cfg.eval_data, "test", limit=cfg.eval_n or None)
+    held_out = load_split(cfg.eval_data, HELD_OUT, limit=cfg.eval_n or None)
     limit = prompt_limit(model, cfg.max_new_tokens, cfg.max_prompt_tokens)
     problems, n_long = drop_long(problems, cfg.template, tokenizer, limit)
     check_lengths(held_out, cfg.template, tokenizer, limit, what=f"held-out set {cfg.eval_data!r}")

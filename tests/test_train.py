@@ -271,3 +271,24 @@ def test_no_final_save_leaves_no_checkpoint(tmp_path):
     train(parse_args(FAST + ["--steps", "1", "--eval-every", "0", "--eval-n", "2", "--save-every", "0",
                              "--no-final-save", "--out-dir", str(tmp_path)]))
     assert (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "checkpoint").exists()
+
+
+def test_the_loop_evaluates_the_validation_split_while_it_trains(tmp_path, monkeypatch):
+    import nano_forkrl.train as loop
+    from nano_forkrl.tasks.arithmetic import split_of
+
+    asked = []
+
+    def load_split(source, split, **kwargs):
+        problems = loop_load_split(source, split, **kwargs)
+        asked.append((source, split, problems))
+        return problems
+
+    loop_load_split = loop.load_split
+    monkeypatch.setattr(loop, "load_split", load_split)
+    records = train(parse_args(FAST + ["--steps", "1", "--eval-every", "0", "--eval-n", "4",
+                                       "--no-final-save", "--out-dir", str(tmp_path / "run")]))
+    assert [split for _, split, _ in asked] == ["train", "validation"]  # the test split is never read
+    held_out = asked[1][2]
+    assert len(held_out) == 4 and {split_of(p["problem"]) for p in held_out} == {"validation"}
+    assert [r["eval"]["n_problems"] for r in records if "eval" in r] == [4, 4]

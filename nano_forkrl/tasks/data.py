@@ -59,7 +59,10 @@ def load_problems(source, split=None, limit=None):
     return problems
 
 
-TINY_SIZES = {"train": 20000, "test": 200}  # problems drawn from the embedded task if no limit
+TINY_SIZES = {"train": 20000, "validation": 200, "test": 200}  # drawn when no limit is given
+# the split the loop evaluates while it trains (a benchmark or a file is used whole): the embedded
+# task's test split is only read at the end (study/main_job.py, study/protocol.py)
+HELD_OUT = "validation"
 
 
 def load_split(source, split, limit=None, seed=0):

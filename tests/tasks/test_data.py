@@ -394,3 +394,12 @@ def test_collate_rollouts_brute_force_invariants():
         assert out["labels"][b][out["response_mask"][b]].tolist() == r  # exactly the response tokens, in order
         assert out["attention_mask"][b].sum() == min(len(p) + len(r), width - 1)
         assert torch.equal(out["input_ids"][b, 1:], out["labels"][b, :-1])  # the one-token shift
+
+
+def test_the_loop_s_held_out_split_of_the_tiny_task_is_validation_disjoint_from_test():
+    from nano_forkrl.tasks.arithmetic import split_of
+
+    held_out, test = data.load_split("tiny", data.HELD_OUT), data.load_split("tiny", "test")
+    assert data.HELD_OUT == "validation" and len(held_out) == 200 == len(test)
+    assert {split_of(p["problem"]) for p in held_out} == {"validation"}
+    assert not {p["problem"] for p in held_out} & {p["problem"] for p in test}
