@@ -35,7 +35,7 @@ from nano_forkrl.utils.errors import DataError
 # vendored sets and the templates through this module
 from nano_forkrl.tasks.prompts import TEMPLATES, format_prompt  # noqa: F401
 from nano_forkrl.tasks.sources import EVALSETS_DIR, VENDORED, InexactNumber, rows as _rows
-from nano_forkrl.tasks.tiny import is_tiny, tiny_problems
+from nano_forkrl.tasks.tiny import is_tiny, task_problems
 from nano_forkrl.verifier.extract import boxed_answer
 from nano_forkrl.verifier.latex import MAX_CHARS, normalize
 
@@ -70,7 +70,7 @@ def load_split(source, split, limit=None, seed=0):
     (nano_forkrl.tasks.tiny, drawn with `seed`), anything else `load_problems(source, limit=limit)`.
     The one place that knows "tiny" is special."""
     if is_tiny(source):
-        return tiny_problems(split, limit or TINY_SIZES[split], seed=seed)
+        return task_problems(source, split, limit or TINY_SIZES[split], seed=seed)
     return load_problems(source, limit=limit)
 
 

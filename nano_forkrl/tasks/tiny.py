@@ -43,16 +43,29 @@ tiny_problems = arithmetic.tiny_problems
 # warm-start defaults, all in the cache key
 WARM = dict(steps=1100, batch_size=64, lr=1e-2, order="free")
 NAME = "tiny"  # the embedded CPU job's name as a model, a data source and a random: model's source
+CHAIN = "chain"  # the long-chain testbed (tasks/chain.py) as a model and a data source
 # the tasks the builder warm-starts on (each module has make_problem, solution and split_of):
-# the tiny preset's arithmetic and the long-chain testbed of tasks/chain.py
-TASKS = {NAME: arithmetic, "chain": chain}
+# the tiny preset's arithmetic and the long-chain testbed
+TASKS = {NAME: arithmetic, CHAIN: chain}
+
+
+def task_of(name):
+    """The embedded task that `name` (--model, --train-data/--eval-data, or the source of
+    random:NAME) stands for: "tiny" (NAME: the tiny preset's arithmetic), "chain" (CHAIN), else
+    None."""
+    return "tiny" if name == NAME else CHAIN if name == CHAIN else None
 
 
 def is_tiny(name):
-    """Does `name` (--model, --train-data/--eval-data, or the source of random:NAME) mean the
-    embedded CPU job? The one owner of that decision: data loading, model loading, the memory plan
-    and evaluation's defaults ask here."""
-    return name == NAME
+    """Does `name` mean one of the embedded CPU jobs (task_of)? The one owner of that decision:
+    data loading, model loading, the memory plan and evaluation's defaults ask here."""
+    return task_of(name) is not None
+
+
+def task_problems(name, split, n, seed=0):
+    """n distinct problems of `split` of the embedded task that `name` stands for."""
+    draw = chain.chain_problems if task_of(name) == CHAIN else arithmetic.tiny_problems
+    return draw(split, n, seed=seed)
 
 
 def build_tiny_tokenizer(task=arithmetic):

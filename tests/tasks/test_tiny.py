@@ -270,3 +270,20 @@ def test_the_builder_warm_starts_on_the_chain_task(tmp_path, monkeypatch):
     ids, target = next(tiny._micro_batches(tokenizer, random.Random(0), 4, "free", 4, task))
     text = tokenizer.decode(ids[0][1:][target[0]])
     assert text.startswith("now ") and "take " in text and "\\boxed{" in text
+
+
+def test_the_chain_testbed_is_a_model_a_data_source_and_a_preset():
+    from nano_forkrl.run.setup.config import parse_args
+    from nano_forkrl.run.setup.policy import random_policy
+    from nano_forkrl.tasks.chain import chain_problems
+    from nano_forkrl.tasks.data import load_split
+
+    assert tiny.task_of("chain") == "chain" and tiny.task_of("tiny") == "tiny"
+    assert tiny.is_tiny("chain") and tiny.task_of("Chain") is None
+    assert load_split("chain", "test", limit=3) == chain_problems("test", 3)
+    assert load_split("tiny", "test", limit=3) == tiny.tiny_problems("test", 3)
+    _, tokenizer = random_policy("chain", "cpu")
+    assert "take" in tokenizer.get_vocab()  # the chain task's tokenizer, not the arithmetic one
+    cfg = parse_args(["--preset", "chain"])
+    assert (cfg.model, cfg.train_data, cfg.eval_data) == ("chain", "chain", "chain")
+    assert cfg.max_new_tokens == 160  # the longest demonstration is about 135 tokens

@@ -3,6 +3,8 @@
 Presets
 - `tiny` (default): the embedded CPU job: a warm-started tiny Qwen3 on the synthetic task of `nano_forkrl.tasks.tiny`,
   a few minutes on 2 CPU cores.
+- `chain`: the long-chain testbed of `nano_forkrl.tasks.chain` (tutorials/results/powered/PLAN.md,
+  Plan B): the same tiny Qwen3 warm-started on chains of restated state, 80-150 response tokens.
 - `qwen3-0.6b`, `qwen3-1.7b`, `qwen3-4b`, `qwen3-8b`: the paper's DAPO recipe scaled to one GPU node.
   The paper (Wang et al. 2025, on top of DAPO) used 512 prompts x 16 responses per rollout batch, mini-batches
   of 32 prompts (16 gradient steps per batch), lr 1e-6, eps_low 0.2 / eps_high 0.28, no KL, temperature 1.0,
@@ -40,8 +42,9 @@ class Config:
                               "'random:DIR' (DIR's config.json with random weights, for speed and memory only)")
     train_data: str = knob("tiny", "training problems: a vendored set, a JSONL/parquet file or folder, a hub "
                                    "dataset name, or 'tiny' (the embedded synthetic task)")
-    eval_data: str = knob("tiny", "held-out problems: a vendored set (aime24, aime25, amc23, math500, gsm8k), "
-                                  "a path, or 'tiny'")
+    eval_data: str = knob("tiny", "held-out problems evaluated while training: a vendored set "
+                                  "(aime24, aime25, amc23, math500, gsm8k), a path, or 'tiny' "
+                                  "(its validation split)")
     template: str = knob("plain", "prompt template (tasks/data.py)", TEMPLATES)
     verifier: str = knob("ours", "answer checker of the reward: ours (verify.py) or math-verify (optional "
                                  "package)", VERIFIERS)
@@ -123,6 +126,9 @@ def _qwen3(name, max_new_tokens, buffer):
 
 PRESETS = {
     "tiny": dict(lr=1e-4, steps=200),  # lr: chosen on validation for top 20% (tutorials/09_experiment.ipynb)
+    # the long-chain testbed (tasks/chain.py): responses of 80-150 tokens; lr not tuned for it
+    "chain": dict(model="chain", train_data="chain", eval_data="chain", max_new_tokens=160, lr=1e-4,
+                  steps=100, out_dir="runs/chain"),
     "qwen3-0.6b": _qwen3("Qwen3-0.6B", 4096, 1024),
     "qwen3-1.7b": _qwen3("Qwen3-1.7B", 4096, 1024),
     "qwen3-4b": _qwen3("Qwen3-4B", 8192, 2048),

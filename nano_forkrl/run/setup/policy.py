@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 from nano_forkrl.sampling import pad_id
-from nano_forkrl.tasks.tiny import build_tiny_tokenizer, is_tiny, load_tiny, tiny_config
+from nano_forkrl.tasks.tiny import (TASKS, build_tiny_tokenizer, is_tiny, load_tiny, task_of,
+                                    tiny_config)
 from nano_forkrl.utils.device import to_dtype
 from nano_forkrl.utils.errors import RunError
 
@@ -67,7 +68,7 @@ def load_policy(name_or_path, device="auto", dtype="auto", seed=0):
     device = _available_device(device)
     dtype = pick_dtype(dtype, device)
     if is_tiny(name_or_path):
-        model, tokenizer = load_tiny(seed=seed)
+        model, tokenizer = load_tiny(seed=seed, task=task_of(name_or_path))
     elif name_or_path.startswith("random:"):
         model, tokenizer = random_policy(name_or_path[len("random:"):], device, dtype, seed)
     else:
@@ -162,7 +163,7 @@ def random_policy(source, device, dtype=torch.float32, seed=0):
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if is_tiny(source):
-        tokenizer = build_tiny_tokenizer()
+        tokenizer = build_tiny_tokenizer(TASKS[task_of(source)])
         config = tiny_config(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
     else:
         shipped = None if Path(source).expanduser().is_dir() else qwen3_folder(source)

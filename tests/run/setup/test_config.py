@@ -14,7 +14,7 @@ def test_default_is_the_tiny_preset():
 def test_every_preset_is_valid(name):
     cfg = parse_args(["--preset", name])
     assert cfg.preset == name
-    if name != "tiny":
+    if name.startswith("qwen3-"):  # tiny and chain are the embedded CPU jobs
         assert cfg.model.startswith("Qwen/Qwen3-") and cfg.lr == 1e-6 and cfg.eps_high == 0.28
 
 
