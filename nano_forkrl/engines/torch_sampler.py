@@ -1,16 +1,19 @@
-"""`TorchSampler`: batched rollouts with plain transformers + torch, on CPU or GPU (the `Sampler` contract).
+"""`TorchSampler`: batched rollouts with plain transformers + torch, on CPU or GPU (the `Sampler`
+contract).
 
-Prompts are left-padded into one batch, each prompt repeated G times, the KV cache grows one token per step,
-and a row stops at an EOS id or after `max_new_tokens`; the batch stops when every row has stopped.
+Prompts are left-padded into one batch, each prompt repeated G times, the KV cache grows one token
+per step, and a row stops at an EOS id or after `max_new_tokens`; the batch stops when every row
+has stopped.
 That plain path (`fast=False`) calls the HF model each step. The default fast paths compute the same
 thing with a static KV cache: `engines/fastdecode.py` on CUDA (a captured CUDA graph per step),
 `engines/cpudecode.py` on CPU (a lean one-token step without HF's per-step Python; README,
 "Performance"). Both give the plain path's tokens on CPU in float32 (tests), drawing from the same
 RNG stream in the same order.
 
-The KV cache, not the model, bounds the batch on a GPU: 2 x layers x kv_heads x head_dim x 2 bytes per token
-(112 KiB for Qwen3-0.6B), so 512 rows of 4,400 tokens would need 240 GiB. On CUDA the rows per forward are
-capped so that the cache fits `kv_cache_gb` (default: a quarter of the GPU's memory).
+The KV cache, not the model, bounds the batch on a GPU: 2 x layers x kv_heads x head_dim x 2 bytes
+per token (112 KiB for Qwen3-0.6B), so 512 rows of 4,400 tokens would need 240 GiB. On CUDA the
+rows per forward are capped so that the cache fits `kv_cache_gb` (default: a quarter of the GPU's
+memory).
 """
 import copy
 
@@ -23,15 +26,17 @@ from nano_forkrl.sampling import Sampler, drop_unused, encode_prompts, sample_ne
 
 
 class TorchSampler(Sampler):
-    """Batched sampling with a KV cache using the policy module itself (so weight sync is free on CPU)."""
+    """Batched sampling with a KV cache using the policy module itself (so weight sync is free on
+    CPU)."""
 
-    def __init__(self, model, tokenizer, *, max_new_tokens=256, temperature=1.0, top_p=1.0, batch_size=256,
-                 eos_ids=None, seed=0, fast=None, kv_cache_gb=None):
-        super().__init__(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                         eos_ids=eos_ids)
+    def __init__(self, model, tokenizer, *, max_new_tokens=256, temperature=1.0, top_p=1.0,
+                 batch_size=256, eos_ids=None, seed=0, fast=None, kv_cache_gb=None):
+        super().__init__(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature,
+                         top_p=top_p, eos_ids=eos_ids)
         self.model, device = model, next(model.parameters()).device
         if device.type == "cuda" and next(model.parameters()).dtype == torch.float32:
-            # fp32 master weights train; a bf16 copy decodes (2x less memory traffic per step), RoPE kept fp32
+            # fp32 master weights train; a bf16 copy decodes (2x less memory traffic per step),
+            # RoPE kept fp32
             self.model = to_dtype(copy.deepcopy(model), torch.bfloat16).eval()
         self.batch_size = batch_size  # rows per forward, at most; kv_cache_gb may cap it further
         if kv_cache_gb is None and device.type == "cuda":
@@ -42,7 +47,8 @@ class TorchSampler(Sampler):
         self.static_decoder = None  # the static KV cache (and CUDA graphs) for the last batch shape
 
     def reseed(self, seed):
-        """Restart the sampling RNG (evaluation uses a fixed seed so scores are comparable across steps)."""
+        """Restart the sampling RNG (evaluation uses a fixed seed so scores are comparable across
+        steps)."""
         self.generator.manual_seed(seed)
 
     def rng_state(self):
@@ -52,8 +58,9 @@ class TorchSampler(Sampler):
         self.generator.set_state(state)
 
     def load_weights(self, model):
-        """On CPU the sampler decodes with the training module itself: nothing to copy. On CUDA with fp32
-        master weights, copy them into the bf16 decoding copy in place (captured graphs stay valid)."""
+        """On CPU the sampler decodes with the training module itself: nothing to copy. On CUDA with
+        fp32 master weights, copy them into the bf16 decoding copy in place (captured graphs stay
+        valid)."""
         if self.model is model:
             return
         with torch.no_grad():
@@ -87,7 +94,8 @@ class TorchSampler(Sampler):
             tokens, logprobs = self._decode(session, max_new_tokens, sync_every=sync_every)
         finally:
             self.model.train(was_training)
-        return [self.to_rollout(i, p, toks, lps) for (i, p), toks, lps in zip(rows, tokens, logprobs)]
+        return [self.to_rollout(i, p, toks, lps)
+                for (i, p), toks, lps in zip(rows, tokens, logprobs)]
 
     def _session(self, ids, mask, max_len):
         """The decode state for one batch: the plain HF path, or a static cache (fastdecode's CUDA
@@ -107,8 +115,8 @@ class TorchSampler(Sampler):
         return session(self.static_decoder, ids, mask)
 
     def _decode(self, session, max_new_tokens, sync_every):
-        """The decode loop of both paths: pick a token per row, pad rows after their EOS, feed the token back.
-        Returns (tokens [B][N], logprobs [B][N]) with pad ids after each row's EOS."""
+        """The decode loop of both paths: pick a token per row, pad rows after their EOS, feed the
+        token back. Returns (tokens [B][N], logprobs [B][N]) with pad ids after each row's EOS."""
         logits = session.prefill()
         eos = torch.tensor(self.eos_ids, dtype=torch.long, device=logits.device)
         done = torch.zeros(logits.shape[0], dtype=torch.bool, device=logits.device)
@@ -142,7 +150,8 @@ class TorchSampler(Sampler):
 
 
 class HFSession:
-    """One batch's decode state on the reference path: HF forward with a growing (dynamic) KV cache."""
+    """One batch's decode state on the reference path: HF forward with a growing (dynamic) KV
+    cache."""
 
     def __init__(self, model, ids, mask):
         self.model, self.ids, self.mask = model, ids, mask
@@ -151,12 +160,14 @@ class HFSession:
     def _forward(self, step_ids):
         positions = (self.mask.cumsum(-1) - 1).clamp(min=0)[:, -step_ids.shape[1]:]
         out = self.model(input_ids=step_ids, attention_mask=self.mask, position_ids=positions,
-                         past_key_values=self.cache, use_cache=True, logits_to_keep=1)  # not [B, P, V] at prefill
+                         past_key_values=self.cache, use_cache=True,
+                         logits_to_keep=1)  # not [B, P, V] at prefill
         return out.logits[:, -1, :]
 
     def prefill(self):
         return self._forward(self.ids)
 
     def step(self, tokens, real):
-        self.mask = torch.cat([self.mask, real.long()[:, None]], dim=1)  # padding after EOS is masked out
+        # padding after EOS is masked out
+        self.mask = torch.cat([self.mask, real.long()[:, None]], dim=1)
         return self._forward(tokens[:, None])
