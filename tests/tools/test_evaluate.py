@@ -41,21 +41,14 @@ def test_file_errors_are_one_line_naming_the_file(tmp_path, capsys, monkeypatch)
     assert "no such folder" in _cli_error(["--model", "/nonexistent"], capsys, monkeypatch)
 
 
-def test_a_hostile_trainer_state_is_refused_and_runs_nothing(tmp_path):
-    """The reported failure: `evaluate --model DIR` ran the os.system payload of DIR/trainer_state.pt."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
+def test_a_hostile_trainer_state_is_refused_and_runs_nothing(tmp_path, capsys, monkeypatch):
+    """The reported failure: `evaluate --model DIR` ran the os.system payload of DIR/trainer_state.pt.
+    In this process (the payload would create `marker` here as well): one error line, exit code 2."""
     from conftest import write_hostile_state
     marker = tmp_path / "ran"
     write_hostile_state(tmp_path / "model" / "trainer_state.pt", marker)
-    env = {k: v for k, v in os.environ.items() if k != "NANO_FORKRL_DEBUG"}
-    child = subprocess.run([sys.executable, "-m", "nano_forkrl.tools.evaluate", "--model", str(tmp_path / "model")],
-                           cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True,
-                           timeout=600)
+    err = _cli_error(["--model", str(tmp_path / "model")], capsys, monkeypatch)
     assert not marker.exists(), "the checkpoint's payload ran"
-    lines = child.stderr.strip().splitlines()
-    assert child.returncode == 2 and len(lines) == 1, child.stderr[-2000:]
-    assert lines[0].startswith("error: ") and "trainer_state.pt: refused to load" in lines[0]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err[-2000:]
+    assert "trainer_state.pt: refused to load" in lines[0]

@@ -222,29 +222,64 @@ def test_a_checkpoint_of_another_number_of_processes_is_refused_clearly(tmp_path
 
 
 # ---------------------------------------------------------------- a real run, killed at every stage of a save
-FAST = ["--eval-n", "2", "--eval-k", "1", "--prompts-per-step", "8", "--mini-batch-prompts", "4", "--group-size",
-        "4", "--max-new-tokens", "40", "--eval-every", "0", "--save-every", "1"]
-# the child trains 2 steps and kills itself (SIGKILL) at stage STAGE of the step-2 save
-CHILD = """
-import os, signal, sys
+FAST = ["--eval-n", "2", "--eval-k", "1", "--prompts-per-step", "8", "--mini-batch-prompts", "4",
+        "--group-size", "4", "--max-new-tokens", "40", "--eval-every", "0", "--save-every", "1"]
+STAGES = ["start", "model", "tokenizer", "state-written", "complete", "renamed-old", "renamed-new",
+          "removing", "done"]
+# One process imports the loop once and forks a run per stage (argv: the run folders' parent, the
+# stages, the run's flags). Each run trains 2 steps and kills itself (SIGKILL) at its stage of the
+# step-2 save, the one with a previous checkpoint to replace. Forking is safe here because this
+# process has not started torch's thread pool (a process that has would hang in OpenMP); the
+# children start theirs as fresh processes do, so they compute what `python -m nano_forkrl.train` does.
+KILLER = """
+import os, signal, sys, traceback
 import nano_forkrl.run.persist.checkpoint as ck
 import nano_forkrl.train as tr
-target, save = sys.argv[1], tr.save_checkpoint
 
-def die_at(name):
-    if name == target:
-        os.kill(os.getpid(), signal.SIGKILL)
+def run(target, argv):
+    saves = []
 
-def save_and_arm(*args):
-    if args[5] == 2:  # the step: the second save, with a previous checkpoint to replace
-        ck.stage = die_at
-    save(*args)
+    def die_at(name):
+        saves.extend([name] if name == "start" else [])
+        if len(saves) == 2 and name == target:
+            os.kill(os.getpid(), signal.SIGKILL)
 
-tr.save_checkpoint = save_and_arm
-tr.main(sys.argv[2:])
+    ck.stage = die_at
+    tr.main(argv)
+
+parent, stages, flags = sys.argv[1], sys.argv[2].split(","), sys.argv[3:]
+for target in stages:
+    out = os.path.join(parent, target)
+    os.makedirs(out)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            log = os.open(out + ".stderr", os.O_WRONLY | os.O_CREAT)
+            os.dup2(log, 1)  # the run's prints too: this process's stdout is its report
+            os.dup2(log, 2)
+            run(target, flags + ["--out-dir", os.path.join(out, "run")])
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(1)
+    print(target, os.waitpid(pid, 0)[1], flush=True)
 """
-STAGES = ["start", "model", "tokenizer", "state-written", "complete", "renamed-old", "renamed-new", "removing",
-          "done"]
+
+
+def _child_env():
+    return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # same threads: same floats
+
+
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory):
+    """{stage: (wait status, stderr, run folder)} of the runs killed at each stage."""
+    parent = tmp_path_factory.mktemp("killed")
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", KILLER, str(parent), ",".join(STAGES), *FAST, "--steps",
+                           "2"], cwd=root, env=_child_env(), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    status = dict(line.split() for line in done.stdout.splitlines())
+    return {s: (int(status[s]), (parent / f"{s}.stderr").read_text(), parent / s / "run") for s in STAGES}
 
 
 @pytest.fixture(scope="module")
@@ -263,17 +298,13 @@ def _params(folder):
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_a_run_killed_at_any_stage_of_a_save_resumes_to_the_end(tmp_path, stage, reference):
+def test_a_run_killed_at_any_stage_of_a_save_resumes_to_the_end(stage, killed, reference):
     import json
 
     from nano_forkrl.run.setup.config import parse_args
     from nano_forkrl.train import train
-    out = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # same threads: same floating point
-    root = Path(__file__).resolve().parents[2]
-    child = subprocess.run([sys.executable, "-c", CHILD, stage, *FAST, "--steps", "2", "--out-dir", str(out)],
-                           cwd=root, env=env, capture_output=True, text=True, timeout=600)
-    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    status, err, out = killed[stage]
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, err[-2000:]
     train(parse_args(FAST + ["--steps", "3", "--out-dir", str(out), "--resume"]))
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint"]
     assert torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=True)["step"] == 3
@@ -292,11 +323,10 @@ def test_sigterm_saves_the_step_in_flight_and_the_run_resumes_to_the_end(tmp_pat
     from nano_forkrl.run.setup.config import parse_args
     from nano_forkrl.train import train
     out = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    root = Path(__file__).resolve().parents[2]
-    child = subprocess.Popen([sys.executable, "-m", "nano_forkrl.train", *FAST, "--save-every", "0", "--steps", "3",
-                              "--out-dir", str(out)], cwd=root, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+    root = Path(__file__).resolve().parents[3]
+    child = subprocess.Popen([sys.executable, "-m", "nano_forkrl.train", *FAST, "--save-every", "0", "--steps",
+                              "3", "--out-dir", str(out)], cwd=root, env=_child_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     log, deadline = out / "metrics.jsonl", time.time() + 600
     while not (log.exists() and '"accuracy"' in log.read_text()) and child.poll() is None:  # step 1 logged
         assert time.time() < deadline, "the child logged no step"
