@@ -178,29 +178,18 @@ def test_a_second_run_into_a_folder_in_use_is_refused_and_a_killed_one_resumes(t
     assert [r["step"] for r in records if "eval" not in r] == [killed_at + 1]
 
 
-def _subprocess_error(argv, marker):
-    """Run a command line tool in a fresh process; its stderr's one `error:` line. `marker` must not exist after."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-    env = {k: v for k, v in os.environ.items() if k != "NANO_FORKRL_DEBUG"}
-    child = subprocess.run([sys.executable, "-m", *argv], cwd=Path(__file__).resolve().parents[1], env=env,
-                           capture_output=True, text=True, timeout=600)
-    assert not marker.exists(), "the checkpoint's payload ran"
-    lines = child.stderr.strip().splitlines()
-    assert child.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), child.stderr[-2000:]
-    return lines[0]
-
-
-def test_resume_refuses_a_hostile_checkpoint_and_runs_nothing(tmp_path):
-    """The reported failure: a trainer_state.pt carrying an os.system payload ran it on --resume, silently."""
+def test_resume_refuses_a_hostile_checkpoint_and_runs_nothing(tmp_path, capsys, monkeypatch):
+    """The reported failure: a trainer_state.pt carrying an os.system payload ran it on --resume,
+    silently. In this process (the payload would create `marker` here as well): one error line."""
     from conftest import write_hostile_state
     out, marker = tmp_path / "run", tmp_path / "ran"
     write_hostile_state(out / "checkpoint" / "trainer_state.pt", marker)
     (out / "metrics.jsonl").write_text('{"step": 0}\n')
-    line = _subprocess_error(["nano_forkrl.train", "--resume", "--out-dir", str(out)], marker)
-    assert "trainer_state.pt: refused to load" in line
+    err = _cli_error(["--resume", "--out-dir", str(out)], capsys, monkeypatch)
+    assert not marker.exists(), "the checkpoint's payload ran"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err[-2000:]
+    assert "trainer_state.pt: refused to load" in lines[0]
 
 
 def test_a_diverging_run_is_undone_and_stopped_and_saves_no_broken_weights(tmp_path):
