@@ -3,7 +3,8 @@ solution and tampering submissions through `run_autograder`, with the installed 
 
 The three full runs (blank: 0, solution uploaded flat: 100, under package paths in a folder: 100) grade
 all nine parts; the others grade the parts their point needs. Each tampering submission keeps the blank
-bodies and adds an attack of issue 23; it must score 0 on every part.
+bodies and adds an attack of issue 23; it must score 0 on every part it is graded on: the mask part,
+and for the attack that rewrites the grader's files, a second part after it (advantage).
 """
 import json
 import os
@@ -26,6 +27,7 @@ STUDENT = ["nano_forkrl/sampling.py", "nano_forkrl/verifier/extract.py", "nano_f
            "nano_forkrl/advantage.py", "nano_forkrl/entropy.py", "nano_forkrl/masking.py", "nano_forkrl/loss.py",
            "nano_forkrl/update.py"]
 FEW = ["--parts", "mask", "advantage", "--jobs", "1"]  # mask first, then advantage
+ONE = ["--parts", "mask"]
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +210,9 @@ def test_every_tampering_submission_scores_0(zipped, tmp_path, attack):
         "double_fork": lambda: with_prefix(blank, double_fork(pid_file)),
         "exec_reference": lambda: with_prefix(blank, suffix=EXEC_REFERENCE),
     }[attack]()
-    results, _ = autograde(path, tmp_path / attack, submission, *FEW)
+    # only the conftest attack acts on a later part (it rewrites the grader's files): it grades two parts
+    parts = FEW if attack == "conftest" else ONE
+    results, _ = autograde(path, tmp_path / attack, submission, *parts)
     if attack == "double_fork":
         time.sleep(2)  # the grandchildren would rewrite results.json now
         results = json.loads((tmp_path / attack / "results" / "results.json").read_text())
@@ -216,7 +220,8 @@ def test_every_tampering_submission_scores_0(zipped, tmp_path, attack):
         assert pids and not [p for p in pids if Path(f"/proc/{p}").exists()], "a grandchild survived"
     assert results["score"] == 0 and results["tests"], results
     assert all(t["score"] == 0 for t in results["tests"])
-    assert set(parts_of(results)) == {"mask", "advantage"}
+    graded = {"mask", "advantage"} if attack == "conftest" else {"mask"}
+    assert set(parts_of(results)) == graded
     if attack == "conftest" and "as user nobody" not in results["output"]:  # nobody cannot write them at all
         assert "the grader's own files changed during grading" in json.dumps(results)
 
