@@ -1,16 +1,18 @@
 """The Gradescope autograder: the zip an instructor uploads, and what runs inside it.
 
-    python -m nano_forkrl.assignment autograder OUT.zip [--parts ...]     # in the solution repository
+    python -m nano_forkrl.assignment autograder OUT.zip [--parts ...]   # in the solution repository
 
-`write_zip` writes it from a student copy. Its root (Gradescope unpacks it into /autograder/source) holds
-`setup.sh` and `run_autograder`, the student copy's package (no solution bodies: assignment.py's build blanks
-them), the hidden cases (hidden*.py) and the expected outputs of every case, recorded from the
-solution now. `run_autograder`
-calls `run`: it finds the student's files in $AUTOGRADER_ROOT/submission (default /autograder) whether they
-were uploaded flat (`masking.py`), under package paths (`nano_forkrl/masking.py`, in a folder or not) or as a
-zip, reports every expected file that is missing (graded as blank), grades the parts (grade.py)
-within an overall deadline and writes $AUTOGRADER_ROOT/results/results.json. As root it first makes the
-expected outputs readable by root only and the source read-only to others: the graded code runs as nobody.
+`write_zip` writes it from a student copy. Its root (Gradescope unpacks it into /autograder/source)
+holds `setup.sh` and `run_autograder`, the student copy's package (no solution bodies:
+assignment.py's build blanks them), the hidden cases (hidden*.py) and the expected outputs of every
+case, recorded from the solution now. `run_autograder`
+calls `run`: it finds the student's files in
+$AUTOGRADER_ROOT/submission (default /autograder) whether they were uploaded flat (`masking.py`),
+under package paths (`nano_forkrl/masking.py`, in a folder or not) or as a zip, reports every
+expected file that is missing (graded as blank), grades the parts (grade.py) within an overall
+deadline and writes
+$AUTOGRADER_ROOT/results/results.json. As root it first makes the expected outputs readable by root
+only and the source read-only to others: the graded code runs as nobody.
 """
 import json
 import os
@@ -26,9 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 HIDDEN = ("nano_forkrl/assignment/hidden.py", "nano_forkrl/assignment/hidden_nn.py")
 PYTHON = "/opt/hw-venv/bin/python"
 SETUP = """#!/usr/bin/env bash
-# Gradescope base image: Ubuntu 22.04. Python 3.11 (deadsnakes) in a venv at /opt/hw-venv, readable by all
-# (the graded code runs as user nobody). The pinned versions of requirements.txt; CPU torch; grading imports
-# neither vLLM nor the notebook packages, so they are left out (with torchvision & co., as the README says).
+# Gradescope base image: Ubuntu 22.04. Python 3.11 (deadsnakes) in a venv at /opt/hw-venv,
+# readable by all (the graded code runs as user nobody). The pinned versions of requirements.txt;
+# CPU torch; grading imports neither vLLM nor the notebook packages, so they are left out (with
+# torchvision & co., as the README says).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
@@ -47,9 +50,10 @@ chmod -R a+rX /opt/hw-venv
 """
 RUN = f"""#!/usr/bin/env bash
 # Gradescope runs this as root. Grades $AUTOGRADER_ROOT/submission (default /autograder) into
-# $AUTOGRADER_ROOT/results/results.json within a deadline of {DEADLINE:.0f} s ({JOBS} parts at a time, at most
-# {PART_TIMEOUT:.0f} s each): set the assignment's time limit to 10 minutes. Options go to `run` (--timeout ...).
-# A grader that hangs itself is stopped {DEADLINE + 60:.0f} s in, and a results.json is written all the same.
+# $AUTOGRADER_ROOT/results/results.json within a deadline of {DEADLINE:.0f} s ({JOBS} parts at a
+# time, at most {PART_TIMEOUT:.0f} s each): set the assignment's time limit to 10 minutes. Options
+# go to `run` (--timeout ...). A grader that hangs itself is stopped {DEADLINE + 60:.0f} s in, and
+# a results.json is written all the same.
 set -euo pipefail
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
 PY="${{AUTOGRADER_PYTHON:-{PYTHON}}}"
@@ -71,7 +75,8 @@ def _zip_text(z, name, text, mode=0o644):
 
 
 def write_zip(out_zip, copy, root=ROOT):
-    """Write the autograder zip from a student copy built from root; returns {"cases", "entries"}."""
+    """Write the autograder zip from a student copy built from root; returns
+    {"cases", "entries"}."""
     from nano_forkrl.assignment.student import solution_outputs
 
     copy, out_zip = Path(copy), Path(out_zip).resolve()
@@ -104,20 +109,24 @@ def _uploaded(submission):
             if unpacked in target.parents and not member.is_dir() and member.file_size < 5_000_000:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(z.read(member))
-    return unpacked, [p for p in unpacked.rglob("*.py") if p.is_file() and "__MACOSX" not in p.parts]
+    return unpacked, [p for p in unpacked.rglob("*.py")
+                      if p.is_file() and "__MACOSX" not in p.parts]
 
 
 def collect(submission, files):
-    """({package path: bytes} of the student's files, [notes]): package paths first, else a unique file name."""
+    """({package path: bytes} of the student's files, [notes]): package paths first, else a
+    unique file name."""
     base, found = _uploaded(Path(submission))
     taken, notes = {}, []
     for rel in files:
-        paths = sorted((p.relative_to(base).as_posix() for p in found), key=lambda s: (s.count("/"), s))
+        paths = sorted((p.relative_to(base).as_posix() for p in found),
+                       key=lambda s: (s.count("/"), s))
         exact = [s for s in paths if s == rel or s.endswith("/" + rel)]
         flat = [s for s in paths if s.rsplit("/", 1)[-1] == rel.rsplit("/", 1)[-1]]
         pick = exact or flat
         if not pick:
-            notes.append(f"missing: {rel} (upload it as {rel.rsplit('/', 1)[-1]} or {rel}); graded as blank")
+            notes.append(f"missing: {rel} (upload it as {rel.rsplit('/', 1)[-1]} or {rel}); graded "
+                         "as blank")
             continue
         if len(pick) > 1:
             notes.append(f"several files could be {rel}: {', '.join(pick)}; graded {pick[0]}")
@@ -126,14 +135,16 @@ def collect(submission, files):
 
 
 def _lock_down(source):
-    """As root: the expected outputs readable by root only; the source not writable by anyone else."""
+    """As root: the expected outputs readable by root only; the source not
+    writable by anyone else."""
     os.chmod(source / EXPECTED, 0o600)
     for path in [source, *source.rglob("*")]:
         path.chmod(path.stat().st_mode & ~0o022)
 
 
 def run(autograder_root, *, parts=None, jobs=JOBS, timeout=PART_TIMEOUT, deadline=DEADLINE):
-    """Grade the submission of an AUTOGRADER_ROOT laid out as Gradescope does; write results/results.json."""
+    """Grade the submission of an AUTOGRADER_ROOT laid out as Gradescope does; write
+    results/results.json."""
     top = Path(autograder_root).resolve()
     source, out = Path(__file__).resolve().parents[2], top / "results" / "results.json"
     try:
@@ -142,17 +153,17 @@ def run(autograder_root, *, parts=None, jobs=JOBS, timeout=PART_TIMEOUT, deadlin
         if os.geteuid() == 0:
             _lock_down(source)
         files, notes = collect(top / "submission", listing["files"])
-        results = grade(source, parts or listing["parts"], files=files, expected=expected, jobs=jobs, timeout=timeout,
-                        deadline=deadline, own_process=True)
-        who = "as user nobody" if results["unprivileged"] else "as the grader's user (not root, or nobody cannot " \
-                                                                "run the interpreter)"
-        notes.append(f"graded in {results['seconds']:.0f} s {who}; deadline {deadline:.0f} s, {jobs} parts at a "
-                     f"time, at most {timeout:.0f} s per part")
+        results = grade(source, parts or listing["parts"], files=files, expected=expected,
+                        jobs=jobs, timeout=timeout, deadline=deadline, own_process=True)
+        who = "as user nobody" if results["unprivileged"] else \
+            "as the grader's user (not root, or nobody cannot run the interpreter)"
+        notes.append(f"graded in {results['seconds']:.0f} s {who}; deadline {deadline:.0f} s, "
+                     f"{jobs} parts at a time, at most {timeout:.0f} s per part")
         print(report(results, out, "\n".join(notes)))
     except Exception:  # noqa: BLE001 - a results.json must come back whatever happened
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"score": 0, "tests": [],
-                                   "output": "the grader failed:\n" + traceback.format_exc()[-3000:]}) + "\n")
+        failed = "the grader failed:\n" + traceback.format_exc()[-3000:]
+        out.write_text(json.dumps({"score": 0, "tests": [], "output": failed}) + "\n")
         raise
 
 
@@ -162,10 +173,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m nano_forkrl.assignment.autograder")
     ap.add_argument("command", choices=["run"])
     ap.add_argument("--root", default=os.environ.get("AUTOGRADER_ROOT", "/autograder"))
-    ap.add_argument("--parts", nargs="+", help="grade only these parts (default: assignment.json's)")
+    ap.add_argument("--parts", nargs="+",
+                    help="grade only these parts (default: assignment.json's)")
     ap.add_argument("--jobs", type=int, default=JOBS, help=f"parts graded at once (default {JOBS})")
-    ap.add_argument("--timeout", type=float, default=PART_TIMEOUT, help=f"seconds per part ({PART_TIMEOUT:.0f})")
-    ap.add_argument("--deadline", type=float, default=DEADLINE, help=f"seconds in all ({DEADLINE:.0f})")
+    ap.add_argument("--timeout", type=float, default=PART_TIMEOUT,
+                    help=f"seconds per part ({PART_TIMEOUT:.0f})")
+    ap.add_argument("--deadline", type=float, default=DEADLINE,
+                    help=f"seconds in all ({DEADLINE:.0f})")
     args = ap.parse_args(argv)
     run(args.root, parts=args.parts, jobs=args.jobs, timeout=args.timeout, deadline=args.deadline)
 

@@ -1,32 +1,32 @@
 """The homework: a student copy of this repository with the solutions taken out, and its grader.
 
-    python -m nano_forkrl.assignment build OUT [--parts entropy loss ...]      # the student copy
-    python -m nano_forkrl.assignment autograder OUT.zip [--parts ...]          # Gradescope's zip
+    python -m nano_forkrl.assignment build OUT [--parts entropy loss ...]    # the student copy
+    python -m nano_forkrl.assignment autograder OUT.zip [--parts ...]        # Gradescope's zip
     python -m nano_forkrl.assignment grade [DIR] [--parts ...] [--json results.json]
-    python -m nano_forkrl.assignment submit [DIR] [--out submission.zip]      # what a student uploads
+    python -m nano_forkrl.assignment submit [DIR] [--out submission.zip]    # a student's upload
 
-Solutions are marked inside function bodies by `# BEGIN SOLUTION <part>` / `# END SOLUTION` (the rules:
-markers.py; the parts and their tests: parts.py). `build` copies the repository (the
-files git tracks or would track, so no .git, caches or runs/), and replaces each region of the chosen parts
-(all by default) with `raise NotImplementedError("<part>: see tutorials/<notebook>")`. Signatures, docstrings,
-the code around the regions, tests and tutorials stay. The other parts keep their code (only the markers go),
-so the loop runs as soon as the parts it needs are written. A marker it cannot parse stops the build with the
-file and line. In the copy:
-  * assignment.json names the blank parts (`grade` grades those by default), the files and functions to write;
+Solutions are marked inside function bodies by `# BEGIN SOLUTION <part>` / `# END SOLUTION` (the
+rules: markers.py; the parts and their tests: parts.py). `build` copies the repository (the
+files git tracks or would track, so no .git, caches or runs/), and replaces each region of the
+chosen parts (all by default) with `raise NotImplementedError("<part>: see tutorials/<notebook>")`.
+Signatures, docstrings, the code around the regions, tests and tutorials stay. The other parts keep
+their code (only the markers go), so the loop runs as soon as the parts it needs are written. A
+marker it cannot parse stops the build with the file and line. In the copy:
+  * assignment.json names the blank parts (`grade` grades those by default), the files
+    and functions to write;
   * assignment_expected.json holds the solution's outputs of the public graded cases (public.py);
     the hidden cases (hidden.py), the instructor's page and the tests of this tool are left out,
     and so is the pure-Python reference ranking of tests/test_masking.py (it would be a solution);
   * README.md is the student's handout (tutorials/HANDOUT.md, with the parts of this build listed);
   * tutorial links to module lines (`x.py#L12`) point where the named definitions now are;
-  * saved notebook outputs stay: they show results, and no notebook quotes a solution. A cell whose outputs
-    quote a line that only a removed solution has gets its outputs cleared; a cell whose source quotes one
-    stops the build (rewrite the cell).
+  * saved notebook outputs stay: they show results, and no notebook quotes a solution. A cell whose
+    outputs quote a line that only a removed solution has gets its outputs cleared; a cell whose
+    source quotes one stops the build (rewrite the cell).
 `grade` runs each part's graded cases in a process of its own and judges their outputs (grade.py);
 `autograder` writes Gradescope's zip (autograder.py); `submit` zips the files a student uploads.
 """
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -35,23 +35,26 @@ from pathlib import Path
 
 from nano_forkrl.assignment.markers import MarkerError, blank, scan
 from nano_forkrl.assignment.parts import PARTS
-from nano_forkrl.assignment.student import handout, public_expected, strip, submit
+from nano_forkrl.assignment.student import (clear_quotes, handout, public_expected, relink, strip,
+                                            submit)
 
 ROOT = Path(__file__).resolve().parents[2]
-SKIP = {".git", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", "runs", ".cache", ".benchmarks",
-        ".device", ".gpu", ".whl", ".vllm-parts", "gpu-out", "analysis_out"}  # for a folder without git
+# never copied (the names from ".device" on: for a folder without git)
+SKIP = {".git", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", "runs", ".cache",
+        ".benchmarks", ".device", ".gpu", ".whl", ".vllm-parts", "gpu-out", "analysis_out"}
 INSTRUCTOR_ONLY = {"nano_forkrl/assignment/hidden.py", "nano_forkrl/assignment/hidden_nn.py",
                    "tutorials/ASSIGNMENT.md", "tutorials/HANDOUT.md"}
-STRIP = {"tests/test_masking.py": ("brute_force", "test_top_matches_brute_force")}  # references: solutions
-LINK = re.compile(r"\[`?([A-Za-z_]\w*)`?\]\(([^)#\s]+\.py)#L(\d+)\)")
+# references: solutions
+STRIP = {"tests/test_masking.py": ("brute_force", "test_top_matches_brute_force")}
 MIN_QUOTE = 12  # shorter solution lines ("k = 1") are no quote of a solution
 
 
 def _files(root):
-    """What a student gets: git's view (tracked + untracked, not ignored), else every file; SKIP never."""
+    """What a student gets: git's view (tracked + untracked, not ignored), else every file; SKIP
+    never."""
     try:
-        listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, check=True,
-                                capture_output=True, text=True).stdout.split("\0")
+        listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root,
+                                check=True, capture_output=True, text=True).stdout.split("\0")
     except (OSError, subprocess.CalledProcessError):
         listed = [p.relative_to(root).as_posix() for p in root.rglob("*")]
     keep = [f for f in listed if f and not SKIP & set(Path(f).parts) and not f.endswith(".pyc")]
@@ -60,32 +63,9 @@ def _files(root):
     return sorted(f for f in keep if (root / f).is_file())
 
 
-def _relink(text, here, out):
-    """Point every [`name`](../x.py#Lnn) link at the line that defines name in the student copy."""
-    def fixed(m):
-        target = (out / here.parent / m[2]).resolve()
-        if not target.is_file():
-            return m[0]
-        defines = re.compile(rf"^\s*(?:def|class)\s+{m[1]}\b|^{m[1]}\s*[:=]")
-        found = [i for i, s in enumerate(target.read_text().splitlines(), 1) if defines.search(s)]
-        return m[0] if not found or int(m[3]) in found else m[0].replace(f"#L{m[3]})", f"#L{found[0]})")
-    return LINK.sub(fixed, text)
-
-
-def _notebook(text, here, quotes):
-    """(text, cells cleared): outputs quoting a removed line are cleared; a source quoting one is refused."""
-    nb, cleared = json.loads(text), 0
-    for i, cell in enumerate(nb["cells"]):
-        if quotes & {s.strip() for s in "".join(cell["source"]).splitlines()}:
-            raise MarkerError(f"{here}: cell {i} quotes a line of a removed solution; rewrite the cell")
-        shown = json.dumps(cell.get("outputs", []), ensure_ascii=False)
-        if any(json.dumps(q, ensure_ascii=False)[1:-1] in shown for q in quotes):
-            cell["outputs"], cleared = [], cleared + 1
-    return (json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n" if cleared else text), cleared
-
-
 def build(out, parts=None, root=ROOT):
-    """Write the student copy to `out` (new or empty). Returns {"parts", "regions", "files", "cleared"}."""
+    """Write the student copy to `out` (new or empty). Returns {"parts", "regions",
+    "files", "cleared"}."""
     out, root = Path(out).resolve(), Path(root).resolve()
     if out == root or root in out.parents or (out.exists() and any(out.iterdir())):
         raise SystemExit(f"build: {out} must be a new or empty folder outside {root}")
@@ -94,7 +74,8 @@ def build(out, parts=None, root=ROOT):
     parts = list(PARTS) if parts is None else list(dict.fromkeys(parts))
     missing = [p for p in parts if p not in present]
     if missing:
-        raise SystemExit(f"build: no solution region of {missing} in {root} (parts: {', '.join(PARTS)})")
+        raise SystemExit(f"build: no solution region of {missing} in {root} (parts: "
+                         f"{', '.join(PARTS)})")
     texts, removed, where = {}, [], {}
     for rel, spans in found.items():
         texts[rel], lost = blank((root / rel).read_text(), spans, set(parts))
@@ -103,7 +84,8 @@ def build(out, parts=None, root=ROOT):
     files, cleared = _files(root), []
     given = {s.strip() for rel in files if rel.endswith(".py")
              for s in (texts.get(rel) or (root / rel).read_text()).splitlines()}
-    quotes = {s for s in removed if s not in given and len(s) >= MIN_QUOTE}  # lines only a solution has
+    # lines only a solution has
+    quotes = {s for s in removed if s not in given and len(s) >= MIN_QUOTE}
     for rel in files:
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         if rel in texts:
@@ -113,13 +95,14 @@ def build(out, parts=None, root=ROOT):
         else:
             shutil.copy2(root / rel, out / rel)
     for rel in (f for f in files if f.endswith((".ipynb", ".md"))):
-        text = _relink((out / rel).read_text(), Path(rel), out)
+        text = relink((out / rel).read_text(), Path(rel), out)
         if rel.endswith(".ipynb"):
-            text, n = _notebook(text, rel, quotes)
+            text, n = clear_quotes(text, rel, quotes)
             cleared += [rel] * bool(n)
         else:  # a line linking to a page the copy leaves out (the instructor's) goes too
             gone = [f"]({Path(x).name})" for x in INSTRUCTOR_ONLY if x.endswith(".md")]
-            text = "".join(s for s in text.splitlines(keepends=True) if not any(g in s for g in gone))
+            text = "".join(s for s in text.splitlines(keepends=True)
+                           if not any(g in s for g in gone))
         (out / rel).write_text(text)
     student_files = sorted({f for f, spans in found.items() if any(s[0] in parts for s in spans)})
     listing = {"parts": parts, "files": student_files, "functions": where}
@@ -131,7 +114,8 @@ def build(out, parts=None, root=ROOT):
 
 
 def autograder(out_zip, parts=None, root=ROOT):
-    """Gradescope's autograder zip for a build of `parts` (autograder.py): {"parts", "cases", ...}."""
+    """Gradescope's autograder zip for a build of `parts` (autograder.py):
+    {"parts", "cases", ...}."""
     from nano_forkrl.assignment.autograder import write_zip
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,10 +129,12 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="write a student copy")
     b.add_argument("out")
-    a = sub.add_parser("autograder", help="write Gradescope's autograder zip (run in the solution repository)")
+    a = sub.add_parser("autograder",
+                       help="write Gradescope's autograder zip (run in the solution repository)")
     a.add_argument("out")
     for p in (b, a):
-        p.add_argument("--parts", nargs="+", choices=list(PARTS), help="blank only these parts (default: all)")
+        p.add_argument("--parts", nargs="+", choices=list(PARTS),
+                       help="blank only these parts (default: all)")
     g = sub.add_parser("grade", help="run each part's graded cases and print its score")
     g.add_argument("dir", nargs="?", default=".")
     g.add_argument("--parts", nargs="+", choices=list(PARTS),
@@ -167,19 +153,21 @@ def main(argv=None):
         return
     if args.command == "submit":
         blank = submit(args.dir, args.out)
-        print(f"{args.out}: upload this file" + (f" (still blank: {', '.join(blank)})" if blank else ""))
+        still = f" (still blank: {', '.join(blank)})" if blank else ""
+        print(f"{args.out}: upload this file" + still)
         return
     try:
         if args.command == "autograder":
             done = autograder(args.out, args.parts)
             print(f"{args.out}: {len(done['entries'])} files, {done['cases']} graded cases, parts "
-                  f"{', '.join(done['parts'])}; upload it as the Gradescope autograder (tutorials/ASSIGNMENT.md)")
+                  f"{', '.join(done['parts'])}; upload it as the Gradescope autograder "
+                  "(tutorials/ASSIGNMENT.md)")
             return
         done = build(args.out, args.parts)
     except MarkerError as err:
         raise SystemExit(f"build: {err}")
-    print(f"student copy in {args.out}: {done['regions']} functions blanked, parts {', '.join(done['parts'])}"
-          f"\nstudents write in {', '.join(done['files'])}")
+    print(f"student copy in {args.out}: {done['regions']} functions blanked, parts "
+          f"{', '.join(done['parts'])}\nstudents write in {', '.join(done['files'])}")
     for rel in done["cleared"]:
         print(f"outputs quoting a solution cleared in {rel}")
 

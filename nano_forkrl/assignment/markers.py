@@ -1,7 +1,7 @@
 """Solution regions: finding, checking and blanking the code between the two solution markers.
 
-A region is two comment lines inside a function body, at the indentation of the body's statements, around
-whole statements of that body (never the docstring):
+A region is two comment lines inside a function body, at the indentation of the body's statements,
+around whole statements of that body (never the docstring):
 
     def token_entropy(logits):
         '''The docstring (the equation) stays.'''
@@ -9,10 +9,11 @@ whole statements of that body (never the docstring):
         ...the statements a student writes...
         # END SOLUTION
 
-`regions` refuses, with file and line, a marker that is malformed, unbalanced, nested, indented unlike its
-partner, outside a function, splitting a statement, or naming a part unknown to assignment_parts.PARTS.
-Markers are found as comment tokens, so the same text inside a string is no marker. `blank` replaces a region
-by `raise NotImplementedError("<part>: see tutorials/<notebook>")` at the region's indentation.
+`regions` refuses, with file and line, a marker that is malformed, unbalanced, nested, indented
+unlike its partner, outside a function, splitting a statement, or naming a part unknown to
+assignment_parts.PARTS. Markers are found as comment tokens, so the same text inside a string is no
+marker. `blank` replaces a region by `raise NotImplementedError("<part>: see tutorials/<notebook>")`
+at the region's indentation.
 """
 import ast
 import io
@@ -41,22 +42,27 @@ def regions(path, text=None):
             continue
         line, kind, rest = tok.start[0], m[1].lower(), m[2].strip()
         if depth:
-            raise MarkerError(f"{where}:{line}: the marker splits a statement (it is inside brackets)")
-        canonical = tok.string == (f"# BEGIN SOLUTION {rest}" if kind == "begin" else "# END SOLUTION")
+            raise MarkerError(f"{where}:{line}: the marker splits a statement (it is inside "
+                              "brackets)")
+        marker = f"# BEGIN SOLUTION {rest}" if kind == "begin" else "# END SOLUTION"
+        canonical = tok.string == marker
         if not canonical or tok.line.strip() != tok.string or (kind == "begin") != bool(rest):
-            raise MarkerError(f"{where}:{line}: markers are lines of their own, exactly '# BEGIN SOLUTION "
-                              f"<part>' and '# END SOLUTION'; not {tok.line.strip()!r}")
+            raise MarkerError(f"{where}:{line}: markers are lines of their own, exactly '# BEGIN "
+                              f"SOLUTION <part>' and '# END SOLUTION'; not {tok.line.strip()!r}")
         if kind == "begin" and open_at:
-            raise MarkerError(f"{where}:{line}: nested region (the one opened at line {open_at[1]} is open)")
+            raise MarkerError(f"{where}:{line}: nested region (the one opened at line {open_at[1]} "
+                              "is open)")
         if kind == "end" and not open_at:
             raise MarkerError(f"{where}:{line}: END SOLUTION without a BEGIN SOLUTION before it")
         if kind == "begin":
             if rest not in PARTS:
-                raise MarkerError(f"{where}:{line}: unknown part {rest!r} (known: {', '.join(PARTS)})")
+                raise MarkerError(f"{where}:{line}: unknown part {rest!r} (known: "
+                                  f"{', '.join(PARTS)})")
             open_at = (rest, line, tok.start[1])
             continue
         if tok.start[1] != open_at[2]:
-            raise MarkerError(f"{where}:{line}: END SOLUTION indented unlike its BEGIN (line {open_at[1]})")
+            raise MarkerError(f"{where}:{line}: END SOLUTION indented unlike its BEGIN (line "
+                              f"{open_at[1]})")
         found.append((open_at[0], open_at[1], line))
         open_at = None
     if open_at:
@@ -65,23 +71,27 @@ def regions(path, text=None):
 
 
 def _function(where, text, b, e):
-    """The function of whose body lines b..e (the markers) enclose whole statements; else MarkerError."""
+    """The function of whose body lines b..e (the markers) enclose whole statements;
+    else MarkerError."""
     lines = text.splitlines()
     indent = len(lines[b - 1]) - len(lines[b - 1].lstrip())
-    funcs = [n for n in ast.walk(ast.parse(text)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    funcs = [n for n in ast.walk(ast.parse(text))
+             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     around = [fn for fn in funcs if fn.lineno < b <= fn.body[-1].end_lineno]
     if not around:
         raise MarkerError(f"{where}:{b}: the region is outside a function")
     fn = max(around, key=lambda n: n.lineno)  # the innermost
     if indent != fn.body[0].col_offset:
-        raise MarkerError(f"{where}:{b}: markers are indented like the statements of {fn.name}'s body")
+        raise MarkerError(f"{where}:{b}: markers are indented like the statements of {fn.name}'s "
+                          "body")
     if any(s.lineno < n <= s.end_lineno for s in fn.body for n in (b, e)):
         raise MarkerError(f"{where}:{b}: the region splits a statement of {fn.name}")
     inside = [s for s in fn.body if b < s.lineno and s.end_lineno < e]
     if not inside:
         raise MarkerError(f"{where}:{b}: the region holds no statement")
     if ast.get_docstring(fn) is not None and fn.body[0] in inside:
-        raise MarkerError(f"{where}:{b}: the region holds the docstring of {fn.name}, which must stay")
+        raise MarkerError(f"{where}:{b}: the region holds the docstring of {fn.name}, which must "
+                          "stay")
     covered = {n for s in inside for n in range(s.lineno, s.end_lineno + 1)}
     stray = [n for n in range(b + 1, e) if n not in covered and lines[n - 1].strip()
              and not lines[n - 1].strip().startswith("#")]
@@ -101,14 +111,16 @@ def scan(root, package="nano_forkrl"):
 
 
 def blank(text, spans, parts):
-    """(student text, removed lines): a region of `parts` becomes a raise, others lose only their markers."""
+    """(student text, removed lines): a region of `parts` becomes a raise, others lose
+    only their markers."""
     lines, out, removed, skip_to = text.splitlines(keepends=True), [], [], 0
     starts, ends = {b: (part, e) for part, b, e, _ in spans}, {e for _, _, e, _ in spans}
     for n, line in enumerate(lines, 1):
         if n in starts and starts[n][0] in parts:
             part, skip_to = starts[n]
             indent = line[:len(line) - len(line.lstrip())]
-            out.append(f'{indent}raise NotImplementedError("{part}: see tutorials/{PARTS[part].tutorial}")\n')
+            out.append(f'{indent}raise NotImplementedError("{part}: see '
+                       f'tutorials/{PARTS[part].tutorial}")\n')
             removed += [s.strip() for s in lines[n:skip_to - 1] if s.strip()]
         elif n > skip_to and n not in starts and n not in ends:
             out.append(line)
