@@ -1,43 +1,47 @@
 """What survives a killed run: checkpoints (a plain HF folder + trainer state) and the metrics log.
 
-A checkpoint is `out_dir/checkpoint/`: `save_pretrained` model and tokenizer (any transformers user can load
-it) plus `trainer_state.pt` with the step, the data cursor (how many prompts were consumed), the optimizer
-state and every RNG stream (torch CPU, CUDA, the sampler's). Restoring all of them makes `--resume` continue
-a run exactly as if it had never stopped: same prompts, same samples, same updates (tested bit for bit on
-CPU).
+A checkpoint is `out_dir/checkpoint/`: `save_pretrained` model and tokenizer (any transformers user
+can load it) plus `trainer_state.pt` with the step, the data cursor (how many prompts were
+consumed), the optimizer state and every RNG stream (torch CPU, CUDA, the sampler's). Restoring all
+of them makes `--resume` continue a run exactly as if it had never stopped: same prompts, same
+samples, same updates (tested bit for bit on CPU).
 
-Guarantee: a kill (SIGKILL, power loss after the data reached the disk) at any point of `save_checkpoint`
-leaves at least one complete checkpoint, and `latest_checkpoint` finds the newest complete one. How:
-- a folder is complete exactly when it holds `trainer_state.pt`. That file is written last, under a temporary
-  name, flushed to disk and renamed, after every weight and tokenizer file has been flushed;
-- the new checkpoint is written into `checkpoint.tmp`, then `checkpoint` is renamed to `checkpoint.old`, the
-  new one to `checkpoint`, and `checkpoint.old` is removed. A folder is removed trainer state first, so a
-  half-removed folder is never taken for a complete one;
-- any leftover of a killed save (`checkpoint.tmp`, `checkpoint.old`, both with `checkpoint`) is sorted out by
-  `recover`, before each save: the newest complete folder becomes `checkpoint/`, the rest is removed.
-The test kills a real run at every stage of a save and resumes it (tests/run/persist/test_checkpoint.py).
-A failed save (a full disk) removes `checkpoint.tmp` and says where and why; the previous checkpoint stays.
-Loading never runs code: `trainer_state.pt` is read with `weights_only=True` (tensors and plain data only).
+Guarantee: a kill (SIGKILL, power loss after the data reached the disk) at any point of
+`save_checkpoint` leaves at least one complete checkpoint, and `latest_checkpoint` finds the
+newest complete one. How:
+- a folder is complete exactly when it holds `trainer_state.pt`. That file is written last, under a
+  temporary name, flushed to disk and renamed, after every weight and tokenizer file is flushed;
+- the new checkpoint is written into `checkpoint.tmp`, then `checkpoint` is renamed to
+  `checkpoint.old`, the new one to `checkpoint`, and `checkpoint.old` is removed. A folder is
+  removed trainer state first, so a half-removed folder is never taken for a complete one;
+- any leftover of a killed save (`checkpoint.tmp`, `checkpoint.old`, both with `checkpoint`) is
+  sorted out by `recover`, before each save: the newest complete folder becomes `checkpoint/`,
+  the rest is removed.
+The test kills a real run at every stage of a save and resumes it
+(tests/run/persist/test_checkpoint.py). A failed save (a full disk) removes `checkpoint.tmp` and
+says where and why; the previous checkpoint stays. Reading the trainer state back (and never
+running code from it): run/persist/state.py.
 
 `metrics.jsonl` gets one JSON line per step and per evaluation (see `run/persist/metrics.py`).
 """
 import os
-import pickle
 import shutil
 from pathlib import Path
 
 import torch
 
+# load_state, restore_state and processes_mismatch stay importable from here for their callers
+from nano_forkrl.run.persist.state import (STATE, load_state, processes_mismatch,  # noqa: F401
+                                            restore_state)
 from nano_forkrl.run.setup.config import to_dict
 from nano_forkrl.utils.errors import RunError
 
 NAMES = ("checkpoint", "checkpoint.tmp", "checkpoint.old")  # in order of preference at equal steps
-STATE = "trainer_state.pt"
 
 
 def stage(name):
-    """A named point of the save protocol. Does nothing; the crash test replaces it to kill the process
-    there."""
+    """A named point of the save protocol. Does nothing; the crash test replaces it to kill the
+    process there."""
 
 
 def _fsync(path):
@@ -56,28 +60,14 @@ def _fsync_tree(folder):
 
 
 def remove_folder(folder):
-    """Remove a checkpoint folder so that no kill leaves it looking complete: the trainer state goes first."""
+    """Remove a checkpoint folder so that no kill leaves it looking complete: the trainer
+    state goes first."""
     if not folder.exists():
         return
     (folder / STATE).unlink(missing_ok=True)
     _fsync(folder)
     stage("removing")
     shutil.rmtree(folder)
-
-
-def load_state(path, mmap=False):
-    """The trainer state in `path`, read without running any code from the file (weights_only: tensors and
-    plain containers only). RunError naming the file when it is unreadable or holds other Python objects."""
-    try:
-        return torch.load(path, mmap=mmap, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "weights only load failed" not in str(err).lower():
-            raise RunError(f"{path}: unreadable trainer state ({type(err).__name__}: {err})") from None
-        found = next((line.strip() for line in str(err).splitlines() if "global" in line.lower()), "")
-        raise RunError(f"{path}: refused to load: it holds Python objects that could run code when loaded, "
-                       f"which a trainer state never does ({found[:120]})") from None
-    except Exception as err:  # a torn or foreign file: say which file, not a pickle traceback
-        raise RunError(f"{path}: unreadable trainer state ({type(err).__name__}: {err})") from None
 
 
 def checkpoint_step(folder):
@@ -92,16 +82,19 @@ def checkpoint_step(folder):
 
 
 def latest_checkpoint(out_dir):
-    """The newest complete checkpoint folder of `out_dir` (checkpoint/, or checkpoint.tmp/ or checkpoint.old/
-    left by a killed save); at equal steps in the order of NAMES. None when there is no complete one."""
-    found = [(checkpoint_step(Path(out_dir) / n), -i, Path(out_dir) / n) for i, n in enumerate(NAMES)]
+    """The newest complete checkpoint folder of `out_dir` (checkpoint/, or checkpoint.tmp/ or
+    checkpoint.old/ left by a killed save); at equal steps in the order of NAMES. None when there
+    is no complete one."""
+    found = [(checkpoint_step(Path(out_dir) / n), -i, Path(out_dir) / n)
+             for i, n in enumerate(NAMES)]
     found = [f for f in found if f[0] is not None]
     return max(found)[2] if found else None
 
 
 def recover(out_dir):
-    """Leave only `checkpoint/`, holding the newest complete checkpoint (if any). Every intermediate state of
-    this function, too, keeps the newest complete folder findable by `latest_checkpoint`."""
+    """Leave only `checkpoint/`, holding the newest complete checkpoint (if any). Every intermediate
+    state of this function, too, keeps the newest complete folder findable by
+    `latest_checkpoint`."""
     out = Path(out_dir)
     final, tmp, old = (out / n for n in NAMES)
     best = latest_checkpoint(out)
@@ -123,9 +116,10 @@ def recover(out_dir):
 
 
 def save_checkpoint(out_dir, model, tokenizer, optimizer, sampler, step, cursor, cfg, data=None):
-    """Write a complete checkpoint for `step` as `out_dir/checkpoint/` (protocol in the module docstring).
-    `data`: the training data's fingerprint (run/persist/resume.py). Refuses (RunError) to write non-finite weights: a
-    checkpoint must be worth resuming from; a failed write is a RunError naming the folder and the cause."""
+    """Write a complete checkpoint for `step` as `out_dir/checkpoint/` (protocol in the module
+    docstring). `data`: the training data's fingerprint (run/persist/resume.py). Refuses (RunError)
+    to write non-finite weights: a checkpoint must be worth resuming from; a failed write is a
+    RunError naming the folder and the cause."""
     bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
     if bad:
         raise RunError(f"refusing to save step {step}: non-finite weights in {len(bad)} tensors "
@@ -133,15 +127,18 @@ def save_checkpoint(out_dir, model, tokenizer, optimizer, sampler, step, cursor,
     out = Path(out_dir)
     recover(out)
     tmp = out / "checkpoint.tmp"
-    state = {"step": step, "cursor": cursor, "optimizer": optimizer.state_dict(), "config": to_dict(cfg),
-             "torch_rng": torch.get_rng_state(), "sampler_rng": sampler.rng_state(), "data": data,
+    state = {"step": step, "cursor": cursor, "optimizer": optimizer.state_dict(),
+             "config": to_dict(cfg), "torch_rng": torch.get_rng_state(),
+             "sampler_rng": sampler.rng_state(), "data": data,
              "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
     try:
         _write(tmp, model, tokenizer, state)
     except Exception as err:  # a full disk: the half-written folder goes, checkpoint/ is untouched
         remove_folder(tmp)
-        kept = f"; the previous checkpoint {out / NAMES[0]} is kept" if latest_checkpoint(out) else ""
-        raise RunError(f"cannot save the checkpoint of step {step} in {tmp}: {_cause(err)}{kept}") from err
+        kept = (f"; the previous checkpoint {out / NAMES[0]} is kept" if latest_checkpoint(out)
+                else "")
+        raise RunError(f"cannot save the checkpoint of step {step} in {tmp}: "
+                       f"{_cause(err)}{kept}") from err
     stage("complete")
     recover(out)
     stage("done")
@@ -164,36 +161,13 @@ def _write(tmp, model, tokenizer, state):
 
 
 def _cause(err):
-    """What made a save fail, in words: the OS error behind it (torch.save reports a failed write as a
-    RuntimeError whose context is the OSError), else the error itself."""
+    """What made a save fail, in words: the OS error behind it (torch.save reports a failed write as
+    a RuntimeError whose context is the OSError), else the error itself."""
     seen = err
     while seen is not None and not (isinstance(seen, OSError) and seen.errno):
         seen = seen.__cause__ or seen.__context__
     if seen is not None:
         return os.strerror(seen.errno).lower()
-    return "no space left on device" if "No space left" in str(err) else f"{type(err).__name__}: {err}"
-
-
-def processes_mismatch(n):
-    """The error for a checkpoint written by n processes resumed by another number of them."""
-    return RunError(f"the checkpoint was written by {n} process(es): resume it with as many "
-                    f"(torchrun --nproc_per_node {n}, or python -m nano_forkrl.train for 1)")
-
-
-def restore_state(folder, optimizer, sampler, processes=1):
-    """Load optimizer and RNG states from `folder/trainer_state.pt` into a run of `processes` processes
-    (a torchrun checkpoint holds a list of every rank's RNG states); returns (step, cursor)."""
-    path = Path(folder) / STATE
-    state = load_state(path)
-    if (saved := len(state["sampler_rng"]) if isinstance(state["sampler_rng"], list) else 1) != processes:
-        raise processes_mismatch(saved)
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-    except Exception as err:
-        raise RunError(f"{path}: cannot restore the trainer state ({type(err).__name__}: {err}); "
-                       "the checkpoint is damaged or from a different model") from err
-    torch.set_rng_state(state["torch_rng"])
-    sampler.set_rng_state(state["sampler_rng"])
-    if state["cuda_rng"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return state["step"], state["cursor"]
+    if "No space left" in str(err):
+        return "no space left on device"
+    return f"{type(err).__name__}: {err}"
