@@ -15,6 +15,8 @@ from nano_forkrl.study import paired, protocol, runner
 from nano_forkrl.study.uncertainty import problem_se
 
 PLANNED_PAIRS = 16
+# the commits that fixed the plan before the runs
+PLAN = "b47efa8 (PLAN.md), amendment 1 in 346fad9"
 ISSUE_SD = 3.8  # the paired SD (points) the plan's power was computed with
 NAMES = ("top 20%", "all tokens")
 
@@ -67,15 +69,21 @@ def analyse(results, planned=PLANNED_PAIRS, names=NAMES):
     else:
         report["verdict"] = f"not decided: {len(diffs)} pairs of the planned {planned}"
     report["power_tost_planned"] = paired.power(planned, ISSUE_SD)
+    report["commits"] = sorted({r.get("commit", "unknown") for r in results})
+    report["minutes"] = {protocol.slug(r["variant"], r["lr"], r["seed"]): r.get("total_s", 0) / 60
+                         for r in results}
     return report
 
 
 def markdown(report, pilot=None):
     """The summary as Markdown: the sweep table, the pairs, the verdict, the pilot."""
     lines = ["# The powered experiment: results so far", "",
-             "Produced by `python -m nano_forkrl.study.powered --folder tutorials/results/powered` "
-             "from the per-run files in runs/ (`python -m nano_forkrl.study.protocol --design "
-             "powered ...`) and chain_pilot.json (`python -m nano_forkrl.study.chain_pilot`).", "",
+             "- this file: `python -m nano_forkrl.study.powered --folder "
+             "tutorials/results/powered`",
+             "- runs/*.json: `python -m nano_forkrl.study.protocol --design powered ...`",
+             "- chain_pilot.json: `python -m nano_forkrl.study.chain_pilot`",
+             f"- the plan: {PLAN}",
+             f"- code of the runs: {', '.join(report.get('commits', [])) or 'none'}", "",
              "## Sweep: validation avg@4 after 100 steps, seed 0 (500 problems, +- SE)", "",
              "| variant | " + " | ".join(f"lr {lr:g}" for lr in protocol.DESIGNS["powered"]["lrs"])
              + " | chosen |", "|---" * 6 + "|"]
@@ -95,6 +103,9 @@ def markdown(report, pilot=None):
                      f"[{a['ci95'][0]:+.2f}, {a['ci95'][1]:+.2f}], TOST p {a['p_tost']:.3f}")
     lines += [f"- verdict: **{report['verdict']}**",
               f"- TOST power at the planned 16 pairs (SD 3.8): {report['power_tost_planned']:.2f}"]
+    if report.get("minutes"):
+        lines += ["", "## Wall-clock per run (minutes, training and evaluation)", ""]
+        lines += [f"- {k}: {v:.1f}" for k, v in report["minutes"].items()]
     if pilot:
         m = pilot["measurements"]
         lines += ["", f"## Plan B pilot: **{pilot['verdict']}**", ""] + [
