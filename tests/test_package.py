@@ -108,6 +108,28 @@ def test_every_module_has_a_floor():
                                  f"gone: {sorted(set(FLOORS) - rooms)}"
 
 
+def test_imports_go_to_the_same_folder_or_a_lower_floor():
+    """A module imports from its own folder or from a lower floor: nothing runs up a floor or
+    across a floor to another folder, and nothing imports train.py."""
+    wrong = []
+    for path in MODULES:
+        here = _name(path)
+        if here == "nano_forkrl":
+            continue
+        for there in sorted(_imports(path)):
+            assert there != "nano_forkrl.train", f"{here} imports nano_forkrl.train"
+            a, b = _room(here), _room(there)
+            if FLOORS[b] > FLOORS[a] or (FLOORS[b] == FLOORS[a] and a != b):
+                wrong.append(f"{here} (floor {FLOORS[a]}) -> {there} (floor {FLOORS[b]})")
+    assert not wrong, "imports against the layers:\n" + "\n".join(wrong)
+
+
+def test_at_least_95_percent_of_the_lines_are_at_most_100_characters():
+    lines = [line for path in MODULES for line in path.read_text().splitlines()]
+    wide = sum(len(line) > 100 for line in lines)
+    assert wide <= 0.05 * len(lines), f"{wide} of {len(lines)} lines are over 100 characters"
+
+
 def _test_file(path):
     rel = path.relative_to(PACKAGE)
     name = rel.parent.name if path.name == "cli.py" else path.stem
