@@ -105,8 +105,8 @@ class UpdateStats:
 
 
 def policy_step(model, optimizer, batch, settings=UpdateSettings()) -> UpdateStats:
-    """One optimizer step of the module docstring's objective over `batch`, a
-    run.steps.batch.RolloutBatch: input_ids, labels, attention_mask, response_mask and old_logprobs
+    """One optimizer step of the module docstring's objective over `batch`, a RolloutBatch
+    (tasks/rollout_batch.py): input_ids, labels, attention_mask, response_mask and old_logprobs
     [B, T] (the rollout policy's log-probs of the labels), advantages [B] (or [B, 1]), token_mask
     [B, T] bool (`settings.selection.for_batch(...)` of the rollout batch; None for the "current"
     source), ref_logprobs [B, T] (the reference policy's, needed when kl_coef > 0). Returns the

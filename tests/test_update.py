@@ -7,7 +7,7 @@ import torch
 
 from conftest import make_tiny_qwen3
 from nano_forkrl.masking import TokenSelection
-from nano_forkrl.run.steps.batch import RolloutBatch
+from nano_forkrl.tasks.rollout_batch import RolloutBatch
 from nano_forkrl.update import UpdateSettings, policy_step
 
 PROMPT_LEN, RESP_LENS, T = 3, [9, 6, 8, 4], 12  # T = label length; full sequences have T + 1 slots

@@ -95,7 +95,7 @@ def aggregate_empty_masks_and_micro_batches():
 @case("update", rtol=1e-4, atol=1e-6)
 def current_source_kl_and_clipping():
     from nano_forkrl.masking import TokenSelection
-    from nano_forkrl.run.steps.batch import RolloutBatch
+    from nano_forkrl.tasks.rollout_batch import RolloutBatch
     from nano_forkrl.update import UpdateSettings, policy_step
 
     model, b = tiny_model(seed=3), batch(seed=4)
@@ -111,7 +111,7 @@ def current_source_kl_and_clipping():
 @case("update")
 def a_nan_loss_skips_the_step():
     from nano_forkrl.masking import TokenSelection
-    from nano_forkrl.run.steps.batch import RolloutBatch
+    from nano_forkrl.tasks.rollout_batch import RolloutBatch
     from nano_forkrl.update import UpdateSettings, policy_step
 
     model, b = tiny_model(seed=4), batch(seed=5)

@@ -157,7 +157,7 @@ def aggregate_four_normalisers():
 @case("update", public=True, rtol=1e-4, atol=1e-6)
 def one_step_stats_and_weights():
     from nano_forkrl.masking import TokenSelection
-    from nano_forkrl.run.steps.batch import RolloutBatch
+    from nano_forkrl.tasks.rollout_batch import RolloutBatch
     from nano_forkrl.update import UpdateSettings, policy_step
 
     model, b = tiny_model(), batch()

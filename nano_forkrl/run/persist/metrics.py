@@ -1,12 +1,13 @@
-"""The metrics log: `out_dir/metrics.jsonl`, one JSON line per step and per evaluation; TensorBoard events
-when tensorboard is installed.
+"""The metrics log: `out_dir/metrics.jsonl`, one JSON line per step and per evaluation; TensorBoard
+events when tensorboard is installed.
 
 Guarantees:
-- on resume from a checkpoint at step s, the log keeps exactly the lines with step <= s (the rest is
-  replayed);
-- a torn last line (the process was killed while appending it) is dropped, with a warning; a damaged line
-  elsewhere is a RunError naming the file and line, since it was not written by a kill;
-- the log is rewritten under a temporary name and renamed, so a kill during the rewrite loses nothing.
+- on resume from a checkpoint at step s, the log keeps exactly the lines with step <= s (the rest
+  is replayed);
+- a torn last line (the process was killed while appending it) is dropped, with a warning; a
+  damaged line elsewhere is a RunError naming the file and line, since it was not written by a kill;
+- the log is rewritten under a temporary name and renamed, so a kill during the rewrite loses
+  nothing.
 """
 import contextlib
 import json
@@ -19,7 +20,7 @@ from nano_forkrl.utils.errors import RunError
 
 
 def read_log(path):
-    """The records of a metrics.jsonl file, without a torn final line ([] when the file does not exist)."""
+    """The records of a metrics.jsonl file, without a torn final line ([] when there is no file)."""
     path = Path(path)
     if not path.exists():
         return []
@@ -42,8 +43,8 @@ def read_log(path):
 
 
 class Logger:
-    """metrics.jsonl always; TensorBoard when installed. On resume, lines logged after the checkpoint are
-    dropped; a fresh run (start_step 0) starts an empty log."""
+    """metrics.jsonl always; TensorBoard when installed. On resume, lines logged after the
+    checkpoint are dropped; a fresh run (start_step 0) starts an empty log."""
 
     def __init__(self, out_dir, start_step):
         self.path = Path(out_dir) / "metrics.jsonl"
@@ -68,14 +69,15 @@ class Logger:
 
 
 class Quiet:
-    """The Logger of a torchrun rank other than 0: logs nothing (rank 0 writes the one metrics.jsonl)."""
+    """The Logger of a torchrun rank other than 0: logs nothing (rank 0 writes metrics.jsonl)."""
 
     def log(self, record):
         pass
 
 
 def print_eval_change(path, k):
-    """Print the held-out avg@k of the log's first and last evaluation (nothing with fewer than two)."""
+    """Print the held-out avg@k of the log's first and last evaluation (nothing with fewer than
+    two)."""
     evals = [r for r in read_log(path) if "eval" in r]
     if len(evals) >= 2:
         first, last = evals[0]["eval"][f"avg@{k}"], evals[-1]["eval"][f"avg@{k}"]

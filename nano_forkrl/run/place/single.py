@@ -1,8 +1,8 @@
-"""One process: the loop's place when it runs without torchrun, with the same methods as `distributed.Ranks`.
+"""One process: the loop's place without torchrun, with the same methods as `distributed.Ranks`.
 
-The loop calls its place for everything that differs between one and N processes (scoring, sharing rows,
-gathering, evaluating, saving, restoring, seeding the sampler); here each is the plain single-process call,
-so the loop has one code path and no "am I distributed?" branch.
+The loop calls its place for everything that differs between one and N processes (scoring, sharing
+rows, gathering, evaluating, saving, restoring, seeding the sampler); here each is the plain
+single-process call, so the loop has one code path and no "am I distributed?" branch.
 """
 import contextlib
 
@@ -44,15 +44,16 @@ class OneProcess:
         return seed
 
     def policy(self, model, sampler, ref_model=None):
-        """(training module, what the rollout engine is built from, reference module or None): the policy
-        itself for both."""
+        """(training module, what the rollout engine is built from, reference module or None):
+        the policy itself for both."""
         return model, model, ref_model
 
     def full_view(self, model):
         return model
 
     def score_batch(self, model, batch, **kwargs):
-        """entropy.score_batch of a run.steps.batch.RolloutBatch: (log-probs, entropies) [B, T]."""
+        """entropy.score_batch of a RolloutBatch (tasks/rollout_batch.py): (log-probs, entropies)
+        [B, T]."""
         return score_batch(model, batch.inputs(), **kwargs)
 
     def evaluate(self, sampler, problems, **kwargs):

@@ -3,13 +3,15 @@
 For each problem we draw k samples and count c correct ones (reward from `verify.reward`):
 
     avg@k  = mean over problems of c / k                      (the paper's "avg@16" metric)
-    pass@k = mean over problems of 1 - C(n - c, k) / C(n, k)   (unbiased estimator, Chen et al. 2021;
-                                                                with n = k samples it is 1 when c > 0)
+    pass@k = mean over problems of 1 - C(n - c, k) / C(n, k)   (unbiased estimator, Chen et al.
+                                                                2021; with n = k samples it is 1
+                                                                when c > 0)
 
-The same sampler as training is used (temperature, top-p, max tokens), with a fixed seed so that scores at
-different training steps are comparable.
+The same sampler as training is used (temperature, top-p, max tokens), with a fixed seed so that
+scores at different training steps are comparable.
 
-The command line: tools/evaluate.py (`python -m nano_forkrl.tools.evaluate --model PATH --bench aime24 --k 8`).
+The command line: tools/evaluate.py
+(`python -m nano_forkrl.tools.evaluate --model PATH --bench aime24 --k 8`).
 """
 from math import comb
 from pathlib import Path
@@ -27,8 +29,8 @@ def pass_at_k(n, c, k):
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-def evaluate(sampler, problems, *, k=1, template="plain", tokenizer=None, seed=1234, max_new_tokens=None,
-             verifier="ours"):
+def evaluate(sampler, problems, *, k=1, template="plain", tokenizer=None, seed=1234,
+             max_new_tokens=None, verifier="ours"):
     """avg@k and pass@k of `sampler` on `problems`, scored by `verifier` (verify.VERIFIERS). Returns
     {"avg@k", "pass@k", "n_problems", "k", "mean_length", "per_problem": [c_i, ...]}."""
     state = sampler.rng_state()
@@ -40,13 +42,15 @@ def evaluate(sampler, problems, *, k=1, template="plain", tokenizer=None, seed=1
         sampler.set_rng_state(state)
     correct = [0] * len(problems)
     for r in rollouts:
-        correct[r.prompt_index] += reward(r.text, problems[r.prompt_index]["answer"], verifier=verifier) > 0
+        answer = problems[r.prompt_index]["answer"]
+        correct[r.prompt_index] += reward(r.text, answer, verifier=verifier) > 0
     return summarize(correct, k, sum(len(r.response_ids) for r in rollouts))
 
 
 def summarize(correct, k, total_length):
-    """evaluate's result from the correct counts per problem (k samples each) and the summed response length
-    (also how a distributed evaluation combines its shares, run/place/distributed.py)."""
+    """evaluate's result from the correct counts per problem (k samples each) and the summed
+    response length (also how a distributed evaluation combines its shares,
+    run/place/distributed.py)."""
     n = max(len(correct), 1)
     return {
         f"avg@{k}": sum(c / k for c in correct) / n,
@@ -58,12 +62,13 @@ def summarize(correct, k, total_length):
 
 
 def cli_defaults(model, bench, template, max_new_tokens, long):
-    """(bench, template, max_new_tokens), each as given, else from what the model is. A checkpoint of ours knows its
-    training config (trainer_state.pt, read lazily with mmap); the tiny model, by name or trained on the tiny task,
-    gets the tiny held-out set, the plain template and the preset's 48 tokens; any other model math500, the boxed
-    template and `long` tokens."""
+    """(bench, template, max_new_tokens), each as given, else from what the model is. A checkpoint
+    of ours knows its training config (trainer_state.pt, read lazily with mmap); the tiny model, by
+    name or trained on the tiny task, gets the tiny held-out set, the plain template and the
+    preset's 48 tokens; any other model math500, the boxed template and `long` tokens."""
     state = Path(str(model)) / "trainer_state.pt"
-    trained = load_state(state, mmap=True).get("config", {}) if state.exists() else {}  # never runs its code
+    # load_state never runs the file's code
+    trained = load_state(state, mmap=True).get("config", {}) if state.exists() else {}
     tiny = is_tiny(model) or is_tiny(bench) or is_tiny(trained.get("train_data"))
     return (bench or ("tiny" if tiny else trained.get("eval_data") or "math500"),
             template or trained.get("template") or ("plain" if tiny else "boxed"),

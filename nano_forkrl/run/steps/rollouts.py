@@ -8,13 +8,13 @@ rewards are all equal has zero advantage for every sample, so it only dilutes th
 are dropped and more prompts are sampled (at most `max_gen_batches` rollout batches per step) until
 `prompts_per_step` informative groups are collected. Rewards come from `verify.reward`, plus DAPO's
 soft overlong penalty when `overlong_buffer` > 0. The kept groups leave as one RolloutBatch
-(run/steps/batch.py) with their group advantages (advantage.py).
+(tasks/rollout_batch.py) with their group advantages (advantage.py).
 """
 import torch
 
 from nano_forkrl.advantage import ESTIMATORS, dynamic_sampling_keep, group_advantages
 from nano_forkrl.advantage import overlong_penalty
-from nano_forkrl.run.steps.batch import collate
+from nano_forkrl.tasks.rollout_batch import collate
 from nano_forkrl.tasks.data import format_prompt
 from nano_forkrl.utils.seeds import generator as seeded
 from nano_forkrl.verify import pop_failures, reward

@@ -21,7 +21,7 @@ from nano_forkrl.run.setup.config import Config
 from nano_forkrl.tasks.data import format_prompt
 from nano_forkrl.run.place.distributed import Ranks
 from nano_forkrl.run.place.single import OneProcess
-from nano_forkrl.run.steps.batch import collate
+from nano_forkrl.tasks.rollout_batch import collate
 from nano_forkrl.run.persist.metrics import read_log
 from nano_forkrl.utils.seeds import generator
 from nano_forkrl.run.place.sharding import full

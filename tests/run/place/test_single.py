@@ -10,7 +10,7 @@ from nano_forkrl.run.place.distributed import Ranks, setup
 from nano_forkrl.run.place.single import OneProcess
 from nano_forkrl.run.setup.config import Config
 from nano_forkrl.tasks.data import collate_rollouts
-from nano_forkrl.run.steps.batch import RolloutBatch
+from nano_forkrl.tasks.rollout_batch import RolloutBatch
 
 
 def _public(cls):

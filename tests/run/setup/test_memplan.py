@@ -64,7 +64,7 @@ SCRIPT = textwrap.dedent("""
     from nano_forkrl.masking import TokenSelection
     from nano_forkrl.run.safety.guard import GuardedOptimizer
     from nano_forkrl.run.setup.policy import enable_grad_checkpointing
-    from nano_forkrl.run.steps.batch import RolloutBatch
+    from nano_forkrl.tasks.rollout_batch import RolloutBatch
     from nano_forkrl.update import UpdateSettings, policy_step
     LAYERS, ROWS, T, CHUNK, VOCAB = {layers}, {rows}, {tokens}, {chunk}, {vocab}
 
