@@ -1,4 +1,5 @@
-"""Hidden graded cases of the tensor parts (entropy, logprobs, mask, loss, update); see hidden.py."""
+"""Hidden graded cases of the tensor parts (entropy, logprobs, mask, loss, update); see
+hidden.py."""
 import math
 from dataclasses import asdict
 
@@ -21,8 +22,9 @@ def labels_padding_and_gradients():
     from nano_forkrl.entropy import token_logprobs_and_entropy
 
     model, b = tiny_model(seed=1), batch(seed=3)
-    logp, ent = token_logprobs_and_entropy(model, b["input_ids"], b["attention_mask"], labels=b["labels"],
-                                           temperature=0.8, chunk_size=5, with_grad=True)
+    logp, ent = token_logprobs_and_entropy(model, b["input_ids"], b["attention_mask"],
+                                           labels=b["labels"], temperature=0.8, chunk_size=5,
+                                           with_grad=True)
     (logp * b["response_mask"]).sum().backward()
     return logp, ent.detach(), model.model.norm.weight.grad, logp.requires_grad
 
@@ -31,8 +33,10 @@ def labels_padding_and_gradients():
 def left_padding_scores_like_no_padding():
     from nano_forkrl.entropy import token_logprobs_and_entropy
 
-    model, ids = tiny_model(seed=2), torch.randint(2, 48, (1, 6), generator=torch.Generator().manual_seed(2))
-    padded, attn = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], 1), torch.tensor([[0, 0, 0] + [1] * 6])
+    model = tiny_model(seed=2)
+    ids = torch.randint(2, 48, (1, 6), generator=torch.Generator().manual_seed(2))
+    padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids], 1)
+    attn = torch.tensor([[0, 0, 0] + [1] * 6])
     a = token_logprobs_and_entropy(model, ids, chunk_size=4)
     b = token_logprobs_and_entropy(model, padded, attn, chunk_size=1024)
     return [t[:, :6] for t in a], [t[:, 3:] for t in b]
@@ -40,13 +44,16 @@ def left_padding_scores_like_no_padding():
 
 @case("mask")
 def k_is_exactly_ceil_rho_n():
-    """0.14 * 50 = 7.000000000000001 in floating point: math.ceil would select 8 tokens instead of 7."""
+    """0.14 * 50 = 7.000000000000001 in floating point: math.ceil would select 8 tokens, not 7."""
     from nano_forkrl.masking import top_entropy_mask
 
     counts = []
-    for rho, n in ((0.14, 50), (0.07, 100), (0.2, 10), (0.2, 11), (0.29, 100), (1 / 3, 9), (0.57, 100)):
-        ent, m = torch.rand(1, n, generator=torch.Generator().manual_seed(n)), torch.ones(1, n, dtype=torch.bool)
-        counts.append([int(top_entropy_mask(ent, m, rho, mode=mode).sum()) for mode in ("top", "bottom", "random")])
+    cases = ((0.14, 50), (0.07, 100), (0.2, 10), (0.2, 11), (0.29, 100), (1 / 3, 9), (0.57, 100))
+    for rho, n in cases:
+        ent = torch.rand(1, n, generator=torch.Generator().manual_seed(n))
+        m = torch.ones(1, n, dtype=torch.bool)
+        counts.append([int(top_entropy_mask(ent, m, rho, mode=mode).sum())
+                       for mode in ("top", "bottom", "random")])
     return counts
 
 
@@ -56,8 +63,8 @@ def ties_per_sequence_and_padding_never_chosen():
 
     ent = torch.tensor([[1.0, 1.0, 1.0, 5.0, 0.0, 2.0], [3.0, 3.0, -math.inf, 3.0, 9.0, 9.0]])
     mask = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0]])
-    return [top_entropy_mask(ent, mask, rho, per_sequence=ps, mode=mo) for rho in (0.25, 0.6, 1.0, 0.0)
-            for ps in (False, True) for mo in ("top", "bottom")]
+    return [top_entropy_mask(ent, mask, rho, per_sequence=ps, mode=mo)
+            for rho in (0.25, 0.6, 1.0, 0.0) for ps in (False, True) for mo in ("top", "bottom")]
 
 
 @case("mask")
@@ -77,19 +84,22 @@ def dual_clip_kl_and_naive():
     logp, old = randn(3, 5, seed=7), randn(3, 5, seed=8)
     adv = torch.tensor([[1.5], [-2.0], [0.5]])
     loss, stats = clipped_pg_loss(logp, old, adv, eps_low=0.1, eps_high=0.3, dual_clip=3.0)
-    return loss, stats, naive_pg_loss(logp, adv.view(-1)), kl_k3(logp, torch.full_like(logp, -math.inf))
+    kl = kl_k3(logp, torch.full_like(logp, -math.inf))
+    return loss, stats, naive_pg_loss(logp, adv.view(-1)), kl
 
 
 @case("loss")
 def aggregate_empty_masks_and_micro_batches():
     from nano_forkrl.loss import aggregate
 
-    loss, m = randn(4, 6, seed=9), torch.rand(4, 6, generator=torch.Generator().manual_seed(9)) > 0.5
+    loss = randn(4, 6, seed=9)
+    m = torch.rand(4, 6, generator=torch.Generator().manual_seed(9)) > 0.5
     empty = torch.zeros(2, 3, dtype=torch.bool)
-    halves = [aggregate(loss[i:i + 2], m[i:i + 2], "token-mean", num_tokens=m.sum(), num_sequences=4)
-              for i in (0, 2)]
-    return [aggregate(torch.full((2, 3), math.nan), empty), aggregate(loss[:2, :3], empty, "seq-mean-token-mean"),
-            sum(halves), aggregate(loss, m, "token-mean")]
+    halves = [aggregate(loss[i:i + 2], m[i:i + 2], "token-mean", num_tokens=m.sum(),
+                        num_sequences=4) for i in (0, 2)]
+    return [aggregate(torch.full((2, 3), math.nan), empty),
+            aggregate(loss[:2, :3], empty, "seq-mean-token-mean"), sum(halves),
+            aggregate(loss, m, "token-mean")]
 
 
 @case("update", rtol=1e-4, atol=1e-6)

@@ -1,9 +1,10 @@
 """The public graded cases: they ship with the student copy, with the outputs the solution gives.
 
-Each checks an interface and the examples of a docstring; `python -m nano_forkrl.assignment grade` runs
-them exactly as the autograder does (which also runs hidden cases, hidden.py, on the same functions).
-A case returns outputs and the grader compares them with the solution's (cases.py); random outputs
-are judged by a property check instead. The helpers below build deterministic inputs for both files.
+Each checks an interface and the examples of a docstring; `python -m nano_forkrl.assignment grade`
+runs them exactly as the autograder does (which also runs hidden cases, hidden.py, on the same
+functions). A case returns outputs and the grader compares them with the solution's (cases.py);
+random outputs are judged by a property check instead. The helpers below build deterministic inputs
+for both files.
 """
 from dataclasses import asdict
 
@@ -11,7 +12,7 @@ import torch
 
 from nano_forkrl.assignment.cases import case
 
-SLOW = 60.0  # the verifier's time bound in the cases: generous, so a busy grader still gets the answer
+SLOW = 60.0  # the verifier's time bound in the cases: generous, so a busy grader still answers
 
 
 def randn(*shape, seed=0, dtype=torch.float32):
@@ -23,14 +24,16 @@ def tiny_model(seed=0, vocab=48):
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     torch.manual_seed(seed)
-    config = Qwen3Config(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=128,
-                         tie_word_embeddings=True, pad_token_id=0, eos_token_id=1, bos_token_id=1)
+    config = Qwen3Config(vocab_size=vocab, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         head_dim=8, max_position_embeddings=128, tie_word_embeddings=True,
+                         pad_token_id=0, eos_token_id=1, bos_token_id=1)
     return Qwen3ForCausalLM(config).eval()
 
 
 def batch(seed=0, lens=(7, 4, 6, 3), prompt=2, width=10, vocab=48):
-    """data.collate_rollouts' layout, right-padded with id 0: input_ids = full[:, :-1], labels = full[:, 1:]."""
+    """data.collate_rollouts' layout, right-padded with id 0: input_ids = full[:, :-1],
+    labels = full[:, 1:]."""
     g = torch.Generator().manual_seed(seed)
     full = torch.randint(2, vocab, (len(lens), width + 1), generator=g)
     pos, ends = torch.arange(width + 1), torch.tensor([prompt + n for n in lens])[:, None]
@@ -54,15 +57,17 @@ def greedy_picks_the_argmax_with_its_logprob():
 def docstring_examples():
     from nano_forkrl.verifier.extract import extract_answer
 
-    return [extract_answer(s) for s in (r"so the result is \boxed{\frac{1}{2}}.", r"first \boxed{1}, then \boxed{2}",
-                                        "#### 72", "The answer is 5.", "</think> <answer>5</answer>", None)]
+    texts = (r"so the result is \boxed{\frac{1}{2}}.", r"first \boxed{1}, then \boxed{2}",
+             "#### 72", "The answer is 5.", "</think> <answer>5</answer>", None)
+    return [extract_answer(s) for s in texts]
 
 
 @case("verify", public=True)
 def equal_forms_of_one_number():
     from nano_forkrl.verify import is_equivalent
 
-    pairs = [("0.5", r"\frac{1}{2}"), ("1/2", "0.5"), ("2", "3"), (r"\sqrt{4}", "2"), ("1,000", "1000")]
+    pairs = [("0.5", r"\frac{1}{2}"), ("1/2", "0.5"), ("2", "3"), (r"\sqrt{4}", "2"),
+             ("1,000", "1000")]
     return [is_equivalent(a, b, timeout=SLOW) for a, b in pairs]
 
 
@@ -96,7 +101,8 @@ def dynamic_sampling_and_overlong_penalty():
 def uniform_and_peaked_logits():
     from nano_forkrl.entropy import token_entropy
 
-    return token_entropy(torch.zeros(2, 8)), token_entropy(torch.tensor([[0.0, 50.0, 0.0], [5.0, 5.0, -50.0]]))
+    peaked = torch.tensor([[0.0, 50.0, 0.0], [5.0, 5.0, -50.0]])
+    return token_entropy(torch.zeros(2, 8)), token_entropy(peaked)
 
 
 @case("logprobs", public=True)
@@ -104,7 +110,8 @@ def logprobs_from_logits_with_temperature():
     from nano_forkrl.entropy import logprobs_from_logits
 
     logits, labels = randn(2, 3, 7), torch.tensor([[0, 6, 2], [1, 1, 5]])
-    return logprobs_from_logits(logits, labels), logprobs_from_logits(logits, labels, temperature=0.7)
+    return (logprobs_from_logits(logits, labels),
+            logprobs_from_logits(logits, labels, temperature=0.7))
 
 
 @case("logprobs", public=True, rtol=1e-4, atol=1e-5)
@@ -112,7 +119,8 @@ def token_logprobs_and_entropy_shifted():
     from nano_forkrl.entropy import token_logprobs_and_entropy
 
     b = batch()
-    return token_logprobs_and_entropy(tiny_model(), b["input_ids"], b["attention_mask"], chunk_size=7)
+    return token_logprobs_and_entropy(tiny_model(), b["input_ids"], b["attention_mask"],
+                                      chunk_size=7)
 
 
 # ---------------------------------------------------------------- mask (06)
@@ -149,7 +157,8 @@ def aggregate_four_normalisers():
 
     loss, m = torch.arange(8.0).reshape(2, 4), torch.tensor([[1, 1, 0, 0], [0, 1, 0, 0]])
     resp = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])
-    return [aggregate(loss, m, "token-mean"), aggregate(loss, m, "token-mean-all", response_mask=resp),
+    return [aggregate(loss, m, "token-mean"),
+            aggregate(loss, m, "token-mean-all", response_mask=resp),
             aggregate(loss, m, "seq-mean-token-mean"), aggregate(loss, m, "constant", constant=4)]
 
 
