@@ -1,4 +1,5 @@
-"""Tests for nano_forkrl/run/persist/metrics.py: the metrics log on resume, a torn last line, a damaged line."""
+"""Tests for nano_forkrl/run/persist/metrics.py: the metrics log on resume, a torn last line, a
+damaged line."""
 import json
 
 import pytest

@@ -1,4 +1,5 @@
-"""Tests for nano_forkrl/run/safety/guard.py: a step that breaks the weights is undone exactly; a diverging run stops."""
+"""Tests for nano_forkrl/run/safety/guard.py: a step that breaks the weights is undone exactly; a
+diverging run stops."""
 import pytest
 import torch
 
@@ -30,7 +31,8 @@ def test_a_good_step_is_kept():
     assert not any(torch.equal(a, p) for a, p in zip(before, model.parameters()))
 
 
-@pytest.mark.parametrize("lr, reason", [(float("inf"), "NaN or infinite"), (1e30, "x the weight norm")])
+@pytest.mark.parametrize("lr, reason", [(float("inf"), "NaN or infinite"),
+                                        (1e30, "x the weight norm")])
 def test_a_first_step_that_breaks_the_weights_is_undone(lr, reason):
     model, opt, guard = _setup(lr)
     before = [p.detach().clone() for p in model.parameters()]

@@ -1,4 +1,4 @@
-"""Tests for nano_forkrl/run/setup/config.py: presets, overrides, and clear errors for bad values."""
+"""Tests for nano_forkrl/run/setup/config.py: presets, overrides, clear errors for bad values."""
 import pytest
 
 from nano_forkrl.run.setup.config import PRESETS, Config, parse_args
@@ -19,9 +19,10 @@ def test_every_preset_is_valid(name):
 
 
 def test_flags_override_the_preset():
-    cfg = parse_args(["--preset", "qwen3-0.6b", "--rho", "1.0", "--model", "/tmp/x", "--no-dynamic-sampling",
-                      "--mask-mode", "random"])
-    assert (cfg.rho, cfg.model, cfg.dynamic_sampling, cfg.mask_mode) == (1.0, "/tmp/x", False, "random")
+    cfg = parse_args(["--preset", "qwen3-0.6b", "--rho", "1.0", "--model", "/tmp/x",
+                      "--no-dynamic-sampling", "--mask-mode", "random"])
+    got = (cfg.rho, cfg.model, cfg.dynamic_sampling, cfg.mask_mode)
+    assert got == (1.0, "/tmp/x", False, "random")
     assert cfg.group_size == PRESETS["qwen3-0.6b"]["group_size"]
 
 
@@ -37,7 +38,8 @@ def test_flags_override_the_preset():
     (["--dual-clip", "0.5"], "dual_clip"),
     (["--preset", "qwen3-0.6b", "--max-new-tokens", "16"], "overlong_buffer"),
     # the mask's and the objective's own rules, reported from TokenSelection / UpdateSettings
-    (["--per-sequence", "--mask-source", "current"], "per_sequence ranks within each rollout response"),
+    (["--per-sequence", "--mask-source", "current"],
+     "per_sequence ranks within each rollout response"),
     (["--eps-low", "1.0"], "need 0 <= eps_low < 1"),
     (["--entropy-coef", "-0.01"], "entropy_coef must be >= 0"),
 ])

@@ -1,4 +1,5 @@
-"""Tests for nano_forkrl/run/steps/rollouts.py: the resumable prompt stream and DAPO's dynamic sampling."""
+"""Tests for nano_forkrl/run/steps/rollouts.py: the resumable prompt stream and DAPO's dynamic
+sampling."""
 import pytest
 
 from nano_forkrl.run.place.single import OneProcess
@@ -13,7 +14,8 @@ def test_prompt_stream_is_resumable_and_covers_each_epoch():
     second, c = next_prompts(problems, c, 9, seed=3)
     whole, _ = next_prompts(problems, 0, 14, seed=3)
     assert first + second == whole and c == 14
-    assert sorted(p["id"] for p in whole[:7]) == sorted(p["id"] for p in problems)  # one epoch = a permutation
+    # one epoch = a permutation
+    assert sorted(p["id"] for p in whole[:7]) == sorted(p["id"] for p in problems)
     assert whole[:7] != whole[7:]  # a new permutation each epoch
 
 
@@ -26,7 +28,8 @@ class Scripted:
 
     def generate(self, prompts, n=1, max_new_tokens=None):
         self.calls += 1
-        return [Rollout(i, [1], [2], r"\boxed{%s}" % ("1" if self.script(self.calls, i, j) else "0"), "eos")
+        answer = lambda i, j: "1" if self.script(self.calls, i, j) else "0"
+        return [Rollout(i, [1], [2], r"\boxed{%s}" % answer(i, j), "eos")
                 for i in range(len(prompts)) for j in range(n)]
 
 
@@ -38,7 +41,8 @@ def test_dynamic_sampling_drops_equal_groups_and_samples_more():
     batch, cursor, stats = collect_rollouts(cfg, sampler, None, problems, 0, OneProcess())
     assert sampler.calls == 2 and cursor == 8 and len(batch) == 4 * 2 and stats["groups_kept"] == 4
     assert batch.rewards.tolist() == [1.0, 0.0] * 4
-    assert batch.advantages.tolist() == pytest.approx([0.7071, -0.7071] * 4, abs=1e-3)  # GRPO: (r - mean) / std
+    # GRPO: (r - mean) / std
+    assert batch.advantages.tolist() == pytest.approx([0.7071, -0.7071] * 4, abs=1e-3)
     assert stats["accuracy"] == pytest.approx(2 / 8)  # logged from the first, unfiltered batch
 
 
@@ -56,13 +60,14 @@ def test_no_informative_group_gives_no_batch():
     cfg = parse_args(["--prompts-per-step", "2", "--mini-batch-prompts", "2", "--group-size", "2",
                       "--max-gen-batches", "2"])
     problems = [{"id": str(i), "problem": "p", "answer": "1"} for i in range(50)]
-    batch, cursor, stats = collect_rollouts(cfg, Scripted(lambda call, i, j: False), None, problems, 0,
-                                            OneProcess())
+    never = Scripted(lambda call, i, j: False)
+    batch, cursor, stats = collect_rollouts(cfg, never, None, problems, 0, OneProcess())
     assert batch is None and cursor == 4 and stats["groups_kept"] == 0
 
 
 class Lengths(Scripted):
-    """Like Scripted, but sample j of every group is j + 1 tokens long (so overlong shaping differs within a group)."""
+    """Like Scripted, but sample j of every group is j + 1 tokens long (so overlong shaping differs
+    within a group)."""
 
     def generate(self, prompts, n=1, max_new_tokens=None):
         return [Rollout(r.prompt_index, r.prompt_ids, [2] * (k % n + 1), r.text, "length")
@@ -70,8 +75,8 @@ class Lengths(Scripted):
 
 
 def test_dynamic_sampling_filters_on_correctness_not_on_shaped_scores():
-    """DAPO's condition is 0 < #correct < G. With the overlong penalty an all-wrong group has unequal scores
-    (its samples differ in length); it must still be dropped."""
+    """DAPO's condition is 0 < #correct < G. With the overlong penalty an all-wrong group has
+    unequal scores (its samples differ in length); it must still be dropped."""
     cfg = parse_args(["--prompts-per-step", "2", "--mini-batch-prompts", "2", "--group-size", "2",
                       "--max-new-tokens", "2", "--overlong-buffer", "2", "--max-gen-batches", "1"])
     problems = [{"id": str(i), "problem": "p", "answer": "1"} for i in range(50)]
