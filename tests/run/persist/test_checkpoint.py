@@ -1,5 +1,6 @@
-"""Tests for nano_forkrl/run/persist/checkpoint.py: checkpoint folders that any kill leaves resumable.
-(The bit-exact resume of a whole run is tested in test_train.py; the metrics log in test_metrics.py.)"""
+"""Tests for nano_forkrl/run/persist/checkpoint.py: checkpoint folders that any kill leaves
+resumable. (The bit-exact resume of a whole run is tested in test_train.py; the metrics log in
+test_metrics.py.)"""
 import os
 import signal
 import subprocess
@@ -10,8 +11,13 @@ import pytest
 import torch
 from conftest import make_tiny_qwen3
 
-from nano_forkrl.run.persist.checkpoint import latest_checkpoint, recover, restore_state, save_checkpoint
+from nano_forkrl.run.persist.checkpoint import (latest_checkpoint, recover, restore_state,
+                                                save_checkpoint)
 from nano_forkrl.run.setup.config import Config
+
+
+def _sgd(model):
+    return torch.optim.SGD(model.parameters(), lr=0.1)
 
 
 class FakeSampler:
@@ -56,12 +62,13 @@ def test_a_stale_temp_folder_from_a_killed_save_is_replaced(tmp_path):
     model = make_tiny_qwen3(vocab_size=len(tok))
     (tmp_path / "checkpoint.tmp").mkdir()
     (tmp_path / "checkpoint.tmp" / "garbage").write_text("half written")
-    save_checkpoint(tmp_path, model, tok, torch.optim.SGD(model.parameters(), lr=0.1), FakeSampler(), 1, 8, Config())
+    save_checkpoint(tmp_path, model, tok, _sgd(model), FakeSampler(), 1, 8, Config())
     assert not (tmp_path / "checkpoint" / "garbage").exists()
 
 
 def _fake(folder, step):
-    """A checkpoint folder that counts as complete for `latest_checkpoint` (weights are not looked at)."""
+    """A checkpoint folder that counts as complete for `latest_checkpoint` (weights are not
+    looked at)."""
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(b"weights")
     torch.save({"step": step}, folder / "trainer_state.pt")
@@ -71,15 +78,15 @@ def _save(tmp_path, step, model=None):
     from nano_forkrl.tasks.tiny import build_tiny_tokenizer
     tok = build_tiny_tokenizer()
     model = model or make_tiny_qwen3(vocab_size=len(tok))
-    save_checkpoint(tmp_path, model, tok, torch.optim.SGD(model.parameters(), lr=0.1), FakeSampler(), step, 8,
-                    Config())
+    save_checkpoint(tmp_path, model, tok, _sgd(model), FakeSampler(), step, 8, Config())
 
 
 def test_the_newest_complete_folder_wins(tmp_path):
     assert latest_checkpoint(tmp_path) is None
     _fake(tmp_path / "checkpoint.old", 2)  # save renamed checkpoint -> .old, then died
     assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint.old"
-    _fake(tmp_path / "checkpoint.tmp", 4)  # ... and the new one, complete, was not renamed yet: it is newer
+    # ... and the new one, complete, was not renamed yet: it is newer
+    _fake(tmp_path / "checkpoint.tmp", 4)
     assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint.tmp"
     _fake(tmp_path / "checkpoint", 4)  # equal steps: checkpoint/ first
     assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint"
@@ -98,8 +105,8 @@ def test_incomplete_or_unreadable_folders_are_never_picked(tmp_path):
 
 
 def test_a_kill_during_the_old_folder_clean_up_does_not_break_the_next_save(tmp_path):
-    """The reported failure: checkpoint/ and checkpoint.old/ both present made the next save die with
-    'Directory not empty'."""
+    """The reported failure: checkpoint/ and checkpoint.old/ both present made the next save die
+    with 'Directory not empty'."""
     _save(tmp_path, 2)
     import shutil
     shutil.copytree(tmp_path / "checkpoint", tmp_path / "checkpoint.old")
@@ -159,7 +166,8 @@ class FullDisk:
 
 
 @pytest.mark.parametrize("where", ["tokenizer", "trainer state"])
-def test_a_full_disk_names_the_folder_and_cause_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch, where):
+def test_a_full_disk_names_the_folder_and_cause_and_keeps_the_previous_checkpoint(
+        tmp_path, monkeypatch, where):
     import errno
 
     import nano_forkrl.run.persist.checkpoint as ck
@@ -170,20 +178,21 @@ def test_a_full_disk_names_the_folder_and_cause_and_keeps_the_previous_checkpoin
     if where == "tokenizer":  # a writer that gets part of its files out, then fails
         def save_pretrained(folder):
             (Path(folder) / "tokenizer.json").write_text("{half")
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(Path(folder) / "tokenizer.json"))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC),
+                          str(Path(folder) / "tokenizer.json"))
         monkeypatch.setattr(tok, "save_pretrained", save_pretrained)
     else:  # torch.save itself reports the failed write as a RuntimeError ("unexpected pos")
         monkeypatch.setattr(ck, "open", FullDisk, raising=False)
     model = make_tiny_qwen3(vocab_size=len(tok))
     with pytest.raises(RunError) as err:
-        save_checkpoint(tmp_path, model, tok, torch.optim.SGD(model.parameters(), lr=0.1), FakeSampler(), 4, 8,
-                        Config())
+        save_checkpoint(tmp_path, model, tok, _sgd(model), FakeSampler(), 4, 8, Config())
     assert f"step 4 in {tmp_path / 'checkpoint.tmp'}: no space left on device" in str(err.value)
     assert "previous checkpoint" in str(err.value)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]  # no half-written folder fills the disk
+    # no half-written folder fills the disk
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
     monkeypatch.undo()
     assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint"
-    assert restore_state(tmp_path / "checkpoint", torch.optim.SGD(model.parameters(), lr=0.1), FakeSampler())[0] == 2
+    assert restore_state(tmp_path / "checkpoint", _sgd(model), FakeSampler())[0] == 2
 
 
 class GeneratorSampler:
@@ -200,28 +209,31 @@ class GeneratorSampler:
 
 
 def test_a_checkpoint_of_another_number_of_processes_is_refused_clearly(tmp_path):
-    """A torchrun checkpoint holds every rank's RNG states in a list (run/place/distributed.py); one process resuming
-    it failed with `TypeError: expected a torch.ByteTensor, but got list`."""
+    """A torchrun checkpoint holds every rank's RNG states in a list (run/place/distributed.py);
+    one process resuming it failed with `TypeError: expected a torch.ByteTensor, but got list`."""
     from nano_forkrl.utils.errors import RunError
     from nano_forkrl.tasks.tiny import build_tiny_tokenizer
     tok = build_tiny_tokenizer()
     model = make_tiny_qwen3(vocab_size=len(tok))
     two = FakeSampler()
-    two.state = [{"sampler": GeneratorSampler().rng_state(), "torch": torch.get_rng_state()} for _ in range(2)]
-    save_checkpoint(tmp_path / "two", model, tok, torch.optim.AdamW(model.parameters()), two, 1, 8, Config())
-    with pytest.raises(RunError, match=r"written by 2 process\(es\): resume it with as many \(torchrun "
-                                       "--nproc_per_node 2"):
-        restore_state(tmp_path / "two" / "checkpoint", torch.optim.AdamW(model.parameters()), GeneratorSampler())
-    save_checkpoint(tmp_path / "one", model, tok, torch.optim.AdamW(model.parameters()), GeneratorSampler(), 1, 8,
-                    Config())
-    with pytest.raises(RunError, match=r"written by 1 process\(es\)"):  # the opposite case, same message
-        restore_state(tmp_path / "one" / "checkpoint", torch.optim.AdamW(model.parameters()), GeneratorSampler(),
-                      processes=2)
-    assert restore_state(tmp_path / "one" / "checkpoint", torch.optim.AdamW(model.parameters()),
-                         GeneratorSampler()) == (1, 8)
+    two.state = [{"sampler": GeneratorSampler().rng_state(), "torch": torch.get_rng_state()}
+                 for _ in range(2)]
+
+    def adamw():
+        return torch.optim.AdamW(model.parameters())
+
+    save_checkpoint(tmp_path / "two", model, tok, adamw(), two, 1, 8, Config())
+    with pytest.raises(RunError, match=r"written by 2 process\(es\): resume it with as many "
+                                       r"\(torchrun --nproc_per_node 2"):
+        restore_state(tmp_path / "two" / "checkpoint", adamw(), GeneratorSampler())
+    save_checkpoint(tmp_path / "one", model, tok, adamw(), GeneratorSampler(), 1, 8, Config())
+    # the opposite case, same message
+    with pytest.raises(RunError, match=r"written by 1 process\(es\)"):
+        restore_state(tmp_path / "one" / "checkpoint", adamw(), GeneratorSampler(), processes=2)
+    assert restore_state(tmp_path / "one" / "checkpoint", adamw(), GeneratorSampler()) == (1, 8)
 
 
-# ---------------------------------------------------------------- a real run, killed at every stage of a save
+# ------------------------------------------------ a real run, killed at every stage of a save
 FAST = ["--eval-n", "2", "--eval-k", "1", "--prompts-per-step", "8", "--mini-batch-prompts", "4",
         "--group-size", "4", "--max-new-tokens", "40", "--eval-every", "0", "--save-every", "1"]
 STAGES = ["start", "model", "tokenizer", "state-written", "complete", "renamed-old", "renamed-new",
@@ -230,7 +242,8 @@ STAGES = ["start", "model", "tokenizer", "state-written", "complete", "renamed-o
 # stages, the run's flags). Each run trains 2 steps and kills itself (SIGKILL) at its stage of the
 # step-2 save, the one with a previous checkpoint to replace. Forking is safe here because this
 # process has not started torch's thread pool (a process that has would hang in OpenMP); the
-# children start theirs as fresh processes do, so they compute what `python -m nano_forkrl.train` does.
+# children start theirs as fresh processes do, so they compute what `python -m nano_forkrl.train`
+# does.
 KILLER = """
 import os, signal, sys, traceback
 import nano_forkrl.run.persist.checkpoint as ck
@@ -267,7 +280,8 @@ for target in stages:
 
 
 def _child_env():
-    return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # same threads: same floats
+    # same threads: same floating point
+    return {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
 
 
 @pytest.fixture(scope="module")
@@ -275,11 +289,13 @@ def killed(tmp_path_factory):
     """{stage: (wait status, stderr, run folder)} of the runs killed at each stage."""
     parent = tmp_path_factory.mktemp("killed")
     root = Path(__file__).resolve().parents[3]
-    done = subprocess.run([sys.executable, "-c", KILLER, str(parent), ",".join(STAGES), *FAST, "--steps",
-                           "2"], cwd=root, env=_child_env(), capture_output=True, text=True, timeout=900)
+    argv = [sys.executable, "-c", KILLER, str(parent), ",".join(STAGES), *FAST, "--steps", "2"]
+    done = subprocess.run(argv, cwd=root, env=_child_env(), capture_output=True, text=True,
+                          timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     status = dict(line.split() for line in done.stdout.splitlines())
-    return {s: (int(status[s]), (parent / f"{s}.stderr").read_text(), parent / s / "run") for s in STAGES}
+    return {s: (int(status[s]), (parent / f"{s}.stderr").read_text(), parent / s / "run")
+            for s in STAGES}
 
 
 @pytest.fixture(scope="module")
@@ -306,17 +322,20 @@ def test_a_run_killed_at_any_stage_of_a_save_resumes_to_the_end(stage, killed, r
     status, err, out = killed[stage]
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, err[-2000:]
     train(parse_args(FAST + ["--steps", "3", "--out-dir", str(out), "--resume"]))
-    assert sorted(p.name for p in out.iterdir() if p.name.startswith("checkpoint")) == ["checkpoint"]
+    folders = sorted(p.name for p in out.iterdir() if p.name.startswith("checkpoint"))
+    assert folders == ["checkpoint"]
     assert torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=True)["step"] == 3
     got = _params(out / "checkpoint")
-    assert all(torch.equal(got[k], reference[k]) for k in reference)  # as if it had never been killed
+    # as if it had never been killed
+    assert all(torch.equal(got[k], reference[k]) for k in reference)
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [s for s in steps if s > 0] == sorted(s for s in steps if s > 0) and steps.count(3) == 2  # step + eval
+    logged = [s for s in steps if s > 0]
+    assert logged == sorted(logged) and steps.count(3) == 2  # step + eval
 
 
 def test_sigterm_saves_the_step_in_flight_and_the_run_resumes_to_the_end(tmp_path, reference):
-    """What a cluster's preemption sends: the run finishes its step, saves, exits 143 with a message; the resumed
-    run ends as if it had never been stopped."""
+    """What a cluster's preemption sends: the run finishes its step, saves, exits 143 with a
+    message; the resumed run ends as if it had never been stopped."""
     import json
     import time
 
@@ -324,17 +343,21 @@ def test_sigterm_saves_the_step_in_flight_and_the_run_resumes_to_the_end(tmp_pat
     from nano_forkrl.train import train
     out = tmp_path / "run"
     root = Path(__file__).resolve().parents[3]
-    child = subprocess.Popen([sys.executable, "-m", "nano_forkrl.train", *FAST, "--save-every", "0", "--steps",
-                              "3", "--out-dir", str(out)], cwd=root, env=_child_env(),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    argv = [sys.executable, "-m", "nano_forkrl.train", *FAST, "--save-every", "0", "--steps", "3",
+            "--out-dir", str(out)]
+    child = subprocess.Popen(argv, cwd=root, env=_child_env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
     log, deadline = out / "metrics.jsonl", time.time() + 600
-    while not (log.exists() and '"accuracy"' in log.read_text()) and child.poll() is None:  # step 1 logged
+    # until step 1 is logged
+    while not (log.exists() and '"accuracy"' in log.read_text()) and child.poll() is None:
         assert time.time() < deadline, "the child logged no step"
         time.sleep(0.05)
-    child.send_signal(signal.SIGTERM)  # during step 2 (steps take seconds): no checkpoint exists yet
+    # during step 2 (steps take seconds): no checkpoint exists yet
+    child.send_signal(signal.SIGTERM)
     err = child.communicate(timeout=600)[1]
     assert child.returncode == 128 + signal.SIGTERM, err[-2000:]
-    assert "SIGTERM: the run stops after this step" in err and "stopped by SIGTERM after step" in err
+    assert "SIGTERM: the run stops after this step" in err
+    assert "stopped by SIGTERM after step" in err
     saved = torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=True)["step"]
     assert saved in (1, 2) and f"after step {saved}:" in err
     train(parse_args(FAST + ["--steps", "3", "--out-dir", str(out), "--resume"]))
