@@ -1,4 +1,5 @@
-"""Tests for nano_forkrl.masking: hand values for the masked reductions, brute force for the forking mask."""
+"""Tests for nano_forkrl.masking: hand values for the masked reductions, brute force for the forking
+mask."""
 import math
 import random
 from fractions import Fraction
@@ -20,11 +21,14 @@ def test_masked_sum_mean_normalize_hand_values(mask):
     assert masked_sum(X, mask).item() == 4.0
     assert masked_mean(X, mask).item() == 2.0
     assert masked_normalize(X, mask, 8.0).item() == 0.5
-    assert masked_normalize(X, mask).item() == 4.0 and masked_normalize(X, mask, dim=1).tolist() == [4.0, 0.0]  # CS336 default 1.0
+    assert masked_normalize(X, mask).item() == 4.0  # CS336 default 1.0
+    assert masked_normalize(X, mask, dim=1).tolist() == [4.0, 0.0]
     torch.testing.assert_close(masked_sum(X, mask, dim=0), torch.tensor([1.0, 0.0, 3.0]))
     torch.testing.assert_close(masked_sum(X, mask, dim=1), torch.tensor([4.0, 0.0]))
-    torch.testing.assert_close(masked_mean(X, mask, dim=0), torch.tensor([1.0, NAN, 3.0]), equal_nan=True)
-    torch.testing.assert_close(masked_mean(X, mask, dim=-1), torch.tensor([2.0, NAN]), equal_nan=True)
+    torch.testing.assert_close(masked_mean(X, mask, dim=0), torch.tensor([1.0, NAN, 3.0]),
+                               equal_nan=True)
+    torch.testing.assert_close(masked_mean(X, mask, dim=-1), torch.tensor([2.0, NAN]),
+                               equal_nan=True)
     torch.testing.assert_close(masked_normalize(X, mask, 2.0, dim=1), torch.tensor([2.0, 0.0]))
 
 
@@ -55,11 +59,12 @@ def test_matches_cs336_formula_on_random_3d():
 
 
 # ---------------------------------------------------------------- top_entropy_mask
-RHOS = {0.0: Fraction(0), 0.05: Fraction(1, 20), 0.2: Fraction(1, 5), 0.5: Fraction(1, 2), 1.0: Fraction(1)}
+RHOS = {0.0: Fraction(0), 0.05: Fraction(1, 20), 0.2: Fraction(1, 5), 0.5: Fraction(1, 2),
+        1.0: Fraction(1)}
 
 
 def brute_force(ent, mask, rho, per_sequence):
-    """Sort valid positions by (-entropy, position) in plain Python and keep the first ceil(rho N)."""
+    """Sort valid positions by (-entropy, position) in plain Python; keep the first ceil(rho N)."""
     rows = [list(range(ent.numel()))] if not per_sequence else \
         [[r * ent.shape[1] + c for c in range(ent.shape[1])] for r in range(ent.shape[0])]
     e, m = ent.flatten().tolist(), mask.flatten().tolist()
@@ -74,7 +79,8 @@ def brute_force(ent, mask, rho, per_sequence):
 
 def random_case(rng):
     B, T = rng.randint(1, 6), rng.randint(1, 40)
-    ent = torch.tensor([[round(rng.uniform(0, 3), 1) for _ in range(T)] for _ in range(B)])  # many ties
+    # many ties
+    ent = torch.tensor([[round(rng.uniform(0, 3), 1) for _ in range(T)] for _ in range(B)])
     mask = torch.zeros(B, T, dtype=torch.bool)
     for b in range(B):  # prompt, then response, then padding
         start = rng.randint(0, T)
@@ -97,9 +103,11 @@ def test_top_matches_brute_force(per_sequence):
 
 
 def test_k_is_exact_ceil_without_float_error():
-    # 0.14 * 50 = 7.000000000000001 and 0.07 * 100 = 7.000000000000001 in floating point: math.ceil gives 8
+    # 0.14 * 50 = 7.000000000000001 and 0.07 * 100 = 7.000000000000001 in floating point:
+    # math.ceil gives 8
     assert math.ceil(0.14 * 50) == 8 and math.ceil(0.07 * 100) == 8
-    for rho, n, k in [(0.14, 50, 7), (0.07, 100, 7), (0.2, 10, 2), (0.3, 10, 3), (0.7, 10, 7), (0.1, 30, 3),
+    for rho, n, k in [(0.14, 50, 7), (0.07, 100, 7), (0.2, 10, 2), (0.3, 10, 3), (0.7, 10, 7),
+                      (0.1, 30, 3),
                       (0.2, 11, 3), (0.05, 1, 1),
                       (0.2, 1, 1), (0.2, 5, 1), (0.21, 100, 21), (1 / 3, 9, 3), (0.999, 1000, 999)]:
         ent, mask = torch.rand(1, n), torch.ones(1, n, dtype=torch.bool)
@@ -111,11 +119,13 @@ def test_k_is_exact_ceil_without_float_error():
 def test_hand_example_and_ties_go_to_earlier_positions():
     ent = torch.tensor([[9.0, 0.5, 2.0, 2.0, 0.1], [2.0, 3.0, 0.0, 0.0, 0.0]])
     mask = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 0, 0, 0]])  # the 9.0 is prompt: never chosen
-    # N = 6, k = ceil(0.5 * 6) = 3: 3.0, then the tied 2.0s in flat order: [0, 2], [0, 3], [1, 0] -> first two
+    # N = 6, k = ceil(0.5 * 6) = 3: 3.0, then the tied 2.0s in flat order: [0, 2], [0, 3], [1, 0]
+    # -> first two
     want = torch.tensor([[0, 0, 1, 1, 0], [0, 1, 0, 0, 0]]).bool()
     assert torch.equal(top_entropy_mask(ent, mask, 0.5), want)
     equal = torch.ones(2, 5)
-    first = top_entropy_mask(equal, mask, 0.5)  # all tied: the first 3 valid positions in flat order
+    # all tied: the first 3 valid positions in flat order
+    first = top_entropy_mask(equal, mask, 0.5)
     assert torch.equal(first, torch.tensor([[0, 1, 1, 1, 0], [0, 0, 0, 0, 0]]).bool())
 
 
@@ -124,9 +134,11 @@ def test_rho_one_and_zero():
     for _ in range(20):
         ent, mask = random_case(rng)
         for per_sequence in (False, True):
-            assert torch.equal(top_entropy_mask(ent, mask.float(), 1.0, per_sequence=per_sequence), mask)
+            everything = top_entropy_mask(ent, mask.float(), 1.0, per_sequence=per_sequence)
+            assert torch.equal(everything, mask)
             assert not top_entropy_mask(ent, mask, 0.0, per_sequence=per_sequence).any()
-            assert torch.equal(top_entropy_mask(ent, mask, 0.0, mode="bottom", per_sequence=per_sequence), mask)
+            all_bottom = top_entropy_mask(ent, mask, 0.0, mode="bottom", per_sequence=per_sequence)
+            assert torch.equal(all_bottom, mask)
 
 
 def test_per_sequence_counts_and_empty_rows():
@@ -138,7 +150,8 @@ def test_per_sequence_counts_and_empty_rows():
     got = top_entropy_mask(ent, mask, 0.2, per_sequence=True)
     assert got.sum(1).tolist() == [2, 1, 0, 1] and not (got & ~mask).any()
     assert got[3, 5]
-    assert top_entropy_mask(ent, mask, 0.2).sum().item() == math.ceil(14 / 5)  # global: ceil(0.2 * 14) = 3
+    # global: ceil(0.2 * 14) = 3
+    assert top_entropy_mask(ent, mask, 0.2).sum().item() == math.ceil(14 / 5)
     assert not top_entropy_mask(ent, torch.zeros_like(mask), 0.2).any()
     one = torch.zeros_like(mask)
     one[2, 7] = True
@@ -158,7 +171,8 @@ def test_random_mode_size_support_reproducibility_and_uniformity():
     assert per_row.sum(1).tolist() == [math.ceil(int(r) / 5) for r in mask.sum(1)]
     # each of 10 valid tokens is picked with probability k / N = 2 / 10
     gen, small = torch.Generator().manual_seed(0), torch.ones(1, 10, dtype=torch.bool)
-    counts = sum(top_entropy_mask(torch.zeros(1, 10), small, 0.2, mode="random", generator=gen).float()
+    counts = sum(top_entropy_mask(torch.zeros(1, 10), small, 0.2, mode="random",
+                                  generator=gen).float()
                  for _ in range(4000))
     assert ((counts / 4000 - 0.2).abs() < 0.04).all(), counts
 
@@ -199,14 +213,15 @@ def test_infinite_scores_still_rank_valid_tokens_first():
     assert torch.equal(top_entropy_mask(ent, mask, 0.5), torch.tensor([[0, 1, 0, 1]]).bool())
 
 
-# ---------------------------------------------------------------- TokenSelection: the mask's one owner
+# ---------------------------------------------------------------- TokenSelection: the one owner
 def test_selection_from_the_rollout_is_the_batch_mask_and_fixed_per_micro_batch():
     torch.manual_seed(0)
     ent, resp = torch.rand(4, 9), torch.rand(4, 9) > 0.3
     rule = TokenSelection(rho=0.25, mode="top")
     batch_mask = rule.for_batch(ent, resp)
     assert torch.equal(batch_mask, top_entropy_mask(ent, resp, 0.25))
-    other = torch.rand(2, 9)  # the current policy's entropy is ignored: the rollout mask stays fixed
+    # the current policy's entropy is ignored: the rollout mask stays fixed
+    other = torch.rand(2, 9)
     assert torch.equal(rule.for_micro_batch(batch_mask[:2], other, resp[:2]), batch_mask[:2])
     with pytest.raises(ValueError, match="for_batch"):
         rule.for_micro_batch(None, other, resp[:2])
@@ -233,14 +248,17 @@ def test_selection_rejects_unknown_sources_and_per_sequence_with_current():
 
 def test_selection_gives_the_loss_its_token_count():
     resp = torch.tensor([[1, 1, 1, 0], [0, 1, 1, 1]]).bool()
-    mask = torch.tensor([[1, 0, 0, 1], [1, 1, 0, 0]]).bool()  # two entries fall outside the responses
+    # two entries fall outside the responses
+    mask = torch.tensor([[1, 0, 0, 1], [1, 1, 0, 0]]).bool()
     assert TokenSelection().trained_count(mask, resp).item() == 2
-    assert TokenSelection(source="current").trained_count(None, resp) is None  # known per micro-batch only
+    # known per micro-batch only
+    assert TokenSelection(source="current").trained_count(None, resp) is None
     with pytest.raises(ValueError, match="rollout batch's mask"):
         TokenSelection().trained_count(None, resp)
 
 
-@pytest.mark.parametrize("kwargs, message", [(dict(rho=1.5), "rho must be in"), (dict(rho=float("nan")), "rho"),
+@pytest.mark.parametrize("kwargs, message", [(dict(rho=1.5), "rho must be in"),
+                                             (dict(rho=float("nan")), "rho"),
                                              (dict(mode="middle"), "mode must be one of")])
 def test_selection_refuses_what_the_mask_cannot_do(kwargs, message):
     with pytest.raises(ValueError, match=message):
