@@ -1,5 +1,5 @@
-"""Tests for the package as a whole (nano_forkrl/__init__.py's map): module size, line width, the import
-graph, the layers and the tests' mirror of the package.
+"""Tests for the package as a whole (nano_forkrl/__init__.py's map): module size, line width, the
+import graph, the layers and the tests' mirror of the package.
 
 - every module is under 200 lines and no line is over 120 characters (the house width), and at least
   95% of the package's lines are at most 100 characters: modules stay small by splitting concepts,
@@ -7,8 +7,8 @@ graph, the layers and the tests' mirror of the package.
 - the import graph (module-level and function-level imports of nano_forkrl) has no cycle;
 - the layers: every import goes to the same folder of its floor or to a lower floor (FLOORS), and
   nothing imports train.py (a tool that needs a training run starts `python -m nano_forkrl.train`);
-- the six concepts depend only on each other and on the verifier's helpers: nothing in run/, tools/ or
-  engines/, so a student can read them without the machinery;
+- the six concepts depend only on each other and on the verifier's helpers: nothing in run/, tools/
+  or engines/, so a student can read them without the machinery;
 - every module has its test file, tests/<its folder>/test_<its name>.py (a folder's cli.py:
   test_<folder>.py), but for the exceptions named with their reason (UNMIRRORED);
 - shipped code names no development set-up.
@@ -27,10 +27,11 @@ FLOORS = {"utils/": 1, "verifier/": 1, "sampling": 1, "advantage": 1, "entropy":
           "train": 4, "cs336": 4, "tools/": 4, "bench/": 4, "study/": 4}
 # modules without a test file of their own, and where they are tested
 UNMIRRORED = {
-    "assignment/public.py": "the homework's public cases: tests/assignment/test_cases.py (every part "
-                            "has public and hidden cases) and test_grade.py (the solution passes all)",
+    "assignment/public.py": "the homework's public cases: tests/assignment/test_cases.py (every "
+                            "part has public and hidden cases) and test_grade.py (the solution "
+                            "passes all)",
     "assignment/hidden.py": "the homework's hidden cases: tested as assignment/public.py is",
-    "assignment/hidden_nn.py": "the hidden cases of the network parts: tested as assignment/public.py is",
+    "assignment/hidden_nn.py": "the hidden cases of the network parts: tested as public.py is",
     "run/setup/validate.py": "the config's checks: tests/run/setup/test_config.py, with the config",
 }
 

@@ -1,5 +1,5 @@
-"""Tests for nano_forkrl/assignment/student.py: the handout, the stripped references, the upload zip,
-the tutorials' links and the notebook outputs that quote a solution."""
+"""Tests for nano_forkrl/assignment/student.py: the handout, the stripped references, the upload
+zip, the tutorials' links and the notebook outputs that quote a solution."""
 import json
 import zipfile
 from pathlib import Path
@@ -27,7 +27,8 @@ def test_handout_lists_the_parts_of_the_build(tmp_path):
 def test_submit_zips_exactly_the_listed_files_and_names_the_blank_ones(tmp_path, capsys):
     (tmp_path / "nano_forkrl" / "verifier").mkdir(parents=True)
     (tmp_path / "nano_forkrl" / "loss.py").write_text("def f():\n    return 1\n")
-    (tmp_path / "nano_forkrl" / "verifier" / "extract.py").write_text('raise NotImplementedError("extract")\n')
+    blank = 'raise NotImplementedError("extract")\n'
+    (tmp_path / "nano_forkrl" / "verifier" / "extract.py").write_text(blank)
     (tmp_path / "nano_forkrl" / "other.py").write_text("")
     files = ["nano_forkrl/loss.py", "nano_forkrl/verifier/extract.py"]
     (tmp_path / "assignment.json").write_text(json.dumps({"files": files}))

@@ -20,7 +20,8 @@ COUNTS = {"aime24": 30, "aime25": 30, "amc23": 40, "math500": 500, "gsm8k": 1319
 
 
 def write_jsonl(path, rows):
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows),
+                    encoding="utf-8")
     return path
 
 
@@ -77,7 +78,8 @@ def test_real_train_sets_when_present():
     assert rows[0]["id"] == "gsm8k-train-00000" and rows[-1]["id"] == "gsm8k-train-07472"
     assert rows[0]["answer"] == "72"
     assert len(load_problems(math)) == 7470
-    assert len(load_problems(SHARED / "eval" / "olympiadbench" / "test.jsonl")) == 675  # not vendored: by path
+    # not vendored: by path
+    assert len(load_problems(SHARED / "eval" / "olympiadbench" / "test.jsonl")) == 675
 
 
 # ---------------------------------------------------------------- layouts
@@ -108,7 +110,8 @@ def test_gsm8k_raw_layout(tmp_path):
 
 def test_math_raw_layout_takes_last_boxed_with_nested_braces(tmp_path):
     f = write_jsonl(tmp_path / "math.jsonl", [
-        {"problem": "P1", "solution": "First $\\boxed{1}$ then $\\boxed{\\frac{1}{2}}$.", "level": "Level 3"},
+        {"problem": "P1", "solution": "First $\\boxed{1}$ then $\\boxed{\\frac{1}{2}}$.",
+         "level": "Level 3"},
         {"problem": "P2", "solution": "So $x \\in \\boxed{\\{1,2\\}}$"},
     ])
     assert [p["answer"] for p in load_problems(f)] == ["\\frac{1}{2}", "\\{1,2\\}"]
@@ -125,11 +128,13 @@ def test_dapo_layout_jsonl_and_parquet(tmp_path):
             {"data_source": "math_dapo",
              "prompt": [{"role": "user", "content": "Solve the following math problem step by step. The last line "
                          "of your response should be of the form Answer: $Answer.\n\nSecond\n\nRemember to put your "
-                         "answer on its own line after \"Answer:\"."}],  # DAPO's wrapper: dropped, our template asks
+                         # DAPO's wrapper: dropped, our template asks
+                         "answer on its own line after \"Answer:\"."}],
              "ability": "MATH",
              "reward_model": {"ground_truth": "-3", "style": "rule-lighteval/MATH_v2"},
              "extra_info": {"index": "0001"}}]
-    expected = [{"id": "9a9b6eb4-a1cb-49d1-8c1e-62eaf2f74079", "problem": "Solve: what is 3*4?", "answer": "12"},
+    expected = [{"id": "9a9b6eb4-a1cb-49d1-8c1e-62eaf2f74079", "problem": "Solve: what is 3*4?",
+                 "answer": "12"},
                 {"id": "0001", "problem": "Second", "answer": "-3"}]
     assert load_problems(write_jsonl(tmp_path / "dapo.jsonl", rows)) == expected
     assert load_problems(write_parquet(tmp_path / "dapo.parquet", rows)) == expected
@@ -157,7 +162,8 @@ def test_folder_reads_all_shards_in_sorted_order(tmp_path):
 
 
 def test_limit_takes_the_first_rows_and_stops_reading(tmp_path):
-    f = write_jsonl(tmp_path / "x.jsonl", [{"problem": f"p{i}", "answer": str(i)} for i in range(4)] + ["{bad"])
+    f = write_jsonl(tmp_path / "x.jsonl",
+                    [{"problem": f"p{i}", "answer": str(i)} for i in range(4)] + ["{bad"])
     assert [p["answer"] for p in load_problems(f, limit=2)] == ["0", "1"]
     assert load_problems(f, limit=0) == []
     assert len(load_problems("math500", limit=10)) == 10
@@ -167,7 +173,8 @@ def test_limit_takes_the_first_rows_and_stops_reading(tmp_path):
 
 
 def test_blank_lines_are_skipped_but_line_numbers_stay_physical(tmp_path):
-    f = write_jsonl(tmp_path / "b.jsonl", [{"problem": "a", "answer": "1"}, "", {"problem": "b", "answer": "2"}])
+    f = write_jsonl(tmp_path / "b.jsonl",
+                    [{"problem": "a", "answer": "1"}, "", {"problem": "b", "answer": "2"}])
     assert [p["id"] for p in load_problems(f)] == ["b-1", "b-3"]
 
 
@@ -186,7 +193,8 @@ def test_blank_lines_are_skipped_but_line_numbers_stay_physical(tmp_path):
     ({"problem": " ", "answer": "1"}, "empty problem"),
     ({"problem": "p", "answer": [1, 2]}, "answer must be a string or a number"),
     ({"problem": "p", "solution": "no box"}, "missing answer"),
-    ({"prompt": [{"role": "system", "content": "s"}], "reward_model": {"ground_truth": "1"}}, "missing problem"),
+    ({"prompt": [{"role": "system", "content": "s"}], "reward_model": {"ground_truth": "1"}},
+     "missing problem"),
 ])
 def test_malformed_row_names_file_and_line(tmp_path, bad_row, message):
     f = write_jsonl(tmp_path / "broken.jsonl",
@@ -207,14 +215,18 @@ ZW = "\u200b"  # zero-width space: invisible, and not whitespace to str.strip()
     ('{"problem": "p", "answer": NaN}', "answer nan is not a finite number"),
     ('{"problem": "p", "answer": Infinity}', "answer inf is not a finite number"),
     ('{"problem": "p", "answer": -Infinity}', "answer -inf is not a finite number"),
-    ('{"problem": "p", "reward_model": {"ground_truth": NaN}}', "answer nan is not a finite number"),
+    ('{"problem": "p", "reward_model": {"ground_truth": NaN}}',
+     "answer nan is not a finite number"),
     ('{"problem": "p", "answer": true}', "answer must be a string or a number, got bool"),
     ('{"problem": "p", "answer": false}', "answer must be a string or a number, got bool"),
     ('{"problem": "p", "answer": 1e30}', "answer 1e+30 is not exactly the integer a float holds "
                                           "(1000000000000000019884624838656)"),
-    ('{"problem": "p", "answer": 1e400}', "answer 1e400 cannot be held by a float as written (it would read as inf)"),
-    ('{"problem": "p", "answer": 2.0000000000000001}', "answer 2.0000000000000001 cannot be held by a float"),
-    ('{"problem": "p", "answer": 0.1000000000000000001}', "answer 0.1000000000000000001 cannot be held"),
+    ('{"problem": "p", "answer": 1e400}',
+     "answer 1e400 cannot be held by a float as written (it would read as inf)"),
+    ('{"problem": "p", "answer": 2.0000000000000001}',
+     "answer 2.0000000000000001 cannot be held by a float"),
+    ('{"problem": "p", "answer": 0.1000000000000000001}',
+     "answer 0.1000000000000000001 cannot be held"),
     ({"problem": "p", "answer": "\\boxed{}"}, "empty answer ('\\\\boxed{}' normalises to nothing)"),
     ({"problem": "p", "answer": "\\boxed{ }"}, "empty answer"),
     ({"problem": "p", "answer": "$\\text{}$"}, "empty answer"),
@@ -228,7 +240,8 @@ ZW = "\u200b"  # zero-width space: invisible, and not whitespace to str.strip()
     ({"problem": ZW, "answer": "1"}, "empty problem"),
     ({"problem": f" {ZW}\n\u200c\u200d\ufeff\t", "answer": "1"}, "empty problem"),
     ({"question": "\x00", "answer": "1"}, "empty problem"),
-    ({"prompt": [{"role": "user", "content": ZW}], "reward_model": {"ground_truth": "1"}}, "empty problem"),
+    ({"prompt": [{"role": "user", "content": ZW}], "reward_model": {"ground_truth": "1"}},
+     "empty problem"),
 ])
 def test_a_row_that_cannot_be_judged_names_file_and_line(tmp_path, bad_row, message):
     f = write_jsonl(tmp_path / "broken.jsonl", [{"problem": "ok", "answer": "1"}, bad_row])
@@ -239,7 +252,8 @@ def test_a_row_that_cannot_be_judged_names_file_and_line(tmp_path, bad_row, mess
 
 @pytest.mark.parametrize("value, expected", [
     ("42", "42"), ("-7", "-7"), ("123456789012345678901234567890", "123456789012345678901234567890"),  # exact
-    ("27.0", "27"), ("-0.0", "0"), ("1E5", "100000"), ("1e16", "10000000000000000"),  # integers a float holds
+    # integers a float holds
+    ("27.0", "27"), ("-0.0", "0"), ("1E5", "100000"), ("1e16", "10000000000000000"),
     ("9007199254740992.0", "9007199254740992"),  # 2^53
     ("0.5", "0.5"), ("0.1", "0.1"), ("2.75", "2.75"), ("-1.25", "-1.25"), ("0.10", "0.1"),
     ("1.5e-7", "1.5e-07"),  # the decimal Python prints, which reads back as the number written
@@ -250,9 +264,11 @@ def test_a_number_answer_becomes_the_decimal_it_was_written_as(tmp_path, value, 
 
 
 def test_answers_and_problems_that_only_look_odd_are_kept(tmp_path):
-    rows = [{"problem": f"{ZW}What is 1+1?", "answer": "0"},  # visible text around the invisible one
+    # visible text around the invisible one
+    rows = [{"problem": f"{ZW}What is 1+1?", "answer": "0"},
             {"problem": "p", "answer": "\\boxed{0}"}, {"problem": "p", "answer": "\\emptyset"},
-            {"problem": "p", "answer": "1" * 1000}, {"problem": "p", "answer": "nan"}]  # a string is as written
+            # a string is as written
+            {"problem": "p", "answer": "1" * 1000}, {"problem": "p", "answer": "nan"}]
     assert [p["answer"] for p in load_problems(write_jsonl(tmp_path / "ok.jsonl", rows))] == [
         "0", "\\boxed{0}", "\\emptyset", "1" * 1000, "nan"]
 
@@ -272,15 +288,18 @@ def test_a_parquet_row_that_cannot_be_judged_names_file_and_row(tmp_path, answer
 
 
 def test_a_parquet_float_answer_keeps_its_value(tmp_path):
-    f = write_parquet(tmp_path / "f.parquet", [{"problem": "p", "answer": a} for a in (27.0, 0.5, 0.1, 1e16)])
+    f = write_parquet(tmp_path / "f.parquet",
+                      [{"problem": "p", "answer": a} for a in (27.0, 0.5, 0.1, 1e16)])
     assert [p["answer"] for p in load_problems(f)] == ["27", "0.5", "0.1", "10000000000000000"]
-    f = write_parquet(tmp_path / "zw.parquet", [{"problem": "p", "answer": "1"}, {"problem": ZW, "answer": "2"}])
+    f = write_parquet(tmp_path / "zw.parquet",
+                      [{"problem": "p", "answer": "1"}, {"problem": ZW, "answer": "2"}])
     with pytest.raises(DataError, match=r"zw\.parquet row 2: empty problem"):
         load_problems(f)
 
 
 def test_malformed_parquet_row_names_file_and_row(tmp_path):
-    f = write_parquet(tmp_path / "bad.parquet", [{"problem": "ok", "answer": "1"}, {"problem": "ok", "answer": ""}])
+    f = write_parquet(tmp_path / "bad.parquet",
+                      [{"problem": "ok", "answer": "1"}, {"problem": "ok", "answer": ""}])
     with pytest.raises(DataError, match=r"bad\.parquet row 2: empty answer"):
         load_problems(f)
 
@@ -297,7 +316,8 @@ def test_empty_parquet_and_empty_folder_are_errors(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"problem": pa.array([], pa.string()), "answer": pa.array([], pa.string())}),
+    pq.write_table(pa.table({"problem": pa.array([], pa.string()),
+                             "answer": pa.array([], pa.string())}),
                    tmp_path / "e.parquet")
     with pytest.raises(DataError, match="no rows"):
         load_problems(tmp_path / "e.parquet")
@@ -374,7 +394,8 @@ def test_collate_rollouts_edge_cases():
     out = collate_rollouts([(1, 2, 3), torch.tensor([4])], [(), torch.tensor([5, 6])], pad_id=9)
     assert out["input_ids"].tolist() == [[1, 2], [4, 5]]
     assert out["labels"].tolist() == [[2, 3], [5, 6]]
-    assert out["response_mask"].tolist() == [[False, False], [True, True]]  # an empty response trains nothing
+    # an empty response trains nothing
+    assert out["response_mask"].tolist() == [[False, False], [True, True]]
     out["labels"][0, 0] = -100  # labels must not alias input_ids
     assert out["input_ids"][0, 1] == 2
     with pytest.raises(ValueError):
@@ -391,7 +412,8 @@ def test_collate_rollouts_brute_force_invariants():
     width = max(len(p) + len(r) for p, r in zip(prompts, responses))
     assert out["input_ids"].shape == out["labels"].shape == out["response_mask"].shape == (8, width - 1)
     for b, (p, r) in enumerate(zip(prompts, responses)):
-        assert out["labels"][b][out["response_mask"][b]].tolist() == r  # exactly the response tokens, in order
+        # exactly the response tokens, in order
+        assert out["labels"][b][out["response_mask"][b]].tolist() == r
         assert out["attention_mask"][b].sum() == min(len(p) + len(r), width - 1)
         assert torch.equal(out["input_ids"][b, 1:], out["labels"][b, :-1])  # the one-token shift
 

@@ -32,17 +32,21 @@ def test_chat_templates_pass_user_message_and_thinking_flag():
 
     assert format_prompt("What is 2+2?", "qwen-chat", FakeTokenizer()) == "rendered"
     format_prompt("What is 2+2?", "qwen-chat-nothink", FakeTokenizer())
-    content = "What is 2+2?\nPlease reason step by step, and put your final answer within \\boxed{}."
+    content = ("What is 2+2?\nPlease reason step by step, and put your final answer within "
+               "\\boxed{}.")
     for (messages, kwargs), thinking in zip(calls, [True, False]):
         assert messages == [{"role": "user", "content": content}]
-        assert kwargs == {"tokenize": False, "add_generation_prompt": True, "enable_thinking": thinking}
+        assert kwargs == {"tokenize": False, "add_generation_prompt": True,
+                          "enable_thinking": thinking}
 
 
 def test_qwen_chat_templates_with_real_tokenizer(qwen3_tokenizer):
-    user = "<|im_start|>user\nWhat is 2+2?\nPlease reason step by step, and put your final answer within \\boxed{}."
+    user = ("<|im_start|>user\nWhat is 2+2?\nPlease reason step by step, and put your final answer "
+            "within \\boxed{}.")
     think = format_prompt("What is 2+2?", "qwen-chat", qwen3_tokenizer)
     assert think == user + "<|im_end|>\n<|im_start|>assistant\n"  # the model opens <think> itself
     nothink = format_prompt("What is 2+2?", "qwen-chat-nothink", qwen3_tokenizer)
-    assert nothink == user + "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"  # empty thought
+    # empty thought
+    assert nothink == user + "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
     ids = qwen3_tokenizer(nothink, add_special_tokens=False)["input_ids"]
     assert 151667 in ids and 151668 in ids  # <think> and </think> are single special tokens

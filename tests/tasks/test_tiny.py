@@ -18,7 +18,8 @@ def tok():
 
 
 def lines_of(solution):
-    """Split a solution into its step tuples (a, op, b, c) and the boxed value; fail on any other shape."""
+    """Split a solution into its step tuples (a, op, b, c) and the boxed value; fail
+    on any other shape."""
     *steps, boxed = solution.split("\n")
     parsed = [STEP.match(s).groups() for s in steps]
     return [(int(a), op, int(b), int(c)) for a, op, b, c in parsed], int(re.fullmatch(r"\\boxed\{(\d+)\}", boxed)[1])
@@ -33,7 +34,8 @@ def answer_of(problem):
     return first + sum(b if op == "+" else -b for op, b in ops)
 
 
-# --- tokenizer ---------------------------------------------------------------------------------------------------
+# --- tokenizer
+# ---------------------------------------------------------------------------------------------------
 
 def test_tokenizer_round_trip_digits_and_specials(tok, tmp_path):
     from transformers import AutoTokenizer
@@ -73,7 +75,8 @@ def test_config_builds_a_small_qwen3(tok):
     assert model(ids).logits.shape == (1, ids.shape[1], len(tok))
 
 
-# --- task --------------------------------------------------------------------------------------------------------
+# --- task
+# --------------------------------------------------------------------------------------------------------
 
 def test_make_problem_arithmetic_and_ranges():
     rng = random.Random(0)
@@ -112,7 +115,8 @@ def test_splits_are_disjoint_deterministic_and_shaped_like_load_problems():
         tiny.tiny_problems("valid", 1)
 
 
-# --- warm start and cache ----------------------------------------------------------------------------------------
+# --- warm start and cache
+# ----------------------------------------------------------------------------------------
 
 def test_micro_batches_train_only_on_correct_solutions(tok):
     batch = list(tiny._micro_batches(tok, random.Random(0), 12, "free", 5))
@@ -125,7 +129,8 @@ def test_micro_batches_train_only_on_correct_solutions(tok):
             assert tiny.split_of(prompt[:-1]) == "train"
             steps, boxed = lines_of(text[:-len("<|im_end|>")])
             assert boxed == steps[-1][3] == answer_of(prompt[:-1])
-            assert all(apply(a, op, b) == c and 0 <= c <= 99 for a, op, b, c in steps)  # never a slip
+            # never a slip
+            assert all(apply(a, op, b) == c and 0 <= c <= 99 for a, op, b, c in steps)
             assert not (row[1:][t] == tok.pad_token_id).any()
 
 
@@ -189,14 +194,16 @@ def test_a_killed_build_leaves_no_cache_and_its_temp_is_ignored(tmp_path, monkey
             tiny.load_tiny(tmp_path, steps=1, batch_size=4)
     stale = list(tmp_path.iterdir())
     assert len(stale) == 1 and "-tmp-" in stale[0].name and (stale[0] / "config.json").exists()
-    model, tokenizer = tiny.load_tiny(tmp_path, steps=1, batch_size=4)  # rebuilds; the stale temp is not read
+    # rebuilds; the stale temp is not read
+    model, tokenizer = tiny.load_tiny(tmp_path, steps=1, batch_size=4)
     done = [p for p in tmp_path.iterdir() if p != stale[0]]
     assert len(done) == 1 and (done[0] / "tokenizer.json").exists() and not done[0].name.startswith(".")
 
 
 def test_the_cache_is_reused_under_another_transformers_version(tmp_path, monkeypatch):
-    """The cache key holds the model's config, the warm-start settings, the seed and VERSION, not the version of
-    transformers that wrote it (a cache built under one release is not rebuilt under the next)."""
+    """The cache key holds the model's config, the warm-start settings, the seed and VERSION, not
+    the version of transformers that wrote it (a cache built under one release is not
+    rebuilt under the next)."""
     import transformers
 
     tiny.load_tiny(tmp_path, steps=3, batch_size=8)
@@ -228,7 +235,8 @@ def test_the_callers_ask_is_tiny(monkeypatch):
 
 
 def test_no_other_module_compares_a_name_with_tiny():
-    """The decision has one owner: outside tasks/tiny.py no `x == "tiny"` / `x != "tiny"` / `in (...)`."""
+    """The decision has one owner: outside tasks/tiny.py no `x == "tiny"` /
+    `x != "tiny"` / `in (...)`."""
     import ast
     from pathlib import Path
 
@@ -240,7 +248,8 @@ def test_no_other_module_compares_a_name_with_tiny():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Compare):
                 sides = [node.left, *node.comparators]
-                sides += [e for s in sides if isinstance(s, (ast.Tuple, ast.List, ast.Set)) for e in s.elts]
+                groups = [s for s in sides if isinstance(s, (ast.Tuple, ast.List, ast.Set))]
+                sides += [e for s in groups for e in s.elts]
                 if any(isinstance(s, ast.Constant) and s.value == "tiny" for s in sides):
                     found.append(f"{path.relative_to(package)}:{node.lineno}")
     assert not found, f"compare with 'tiny' outside tasks/tiny.py (ask tiny.is_tiny): {found}"

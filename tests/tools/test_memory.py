@@ -1,4 +1,5 @@
-"""tools/memory.py: the README's table of presets is this command's output, and --gpu-memory moves it."""
+"""tools/memory.py: the README's table of presets is this command's output, and
+--gpu-memory moves it."""
 import textwrap
 from pathlib import Path
 

@@ -1,7 +1,7 @@
-"""Tests for nano_forkrl.verifier.extract: which part of a response is the committed final answer (box, list of boxes,
-marker, <answer> tags, </think>), and that junk of any size gives None quickly: linear by construction (hostile
-inputs, a fuzz test, scaling by ratio, all on committed_answer, the extraction without its time bound) and bounded
-as a whole (extract_answer)."""
+"""Tests for nano_forkrl.verifier.extract: which part of a response is the committed final answer
+(box, list of boxes, marker, <answer> tags, </think>), and that junk of any size gives None quickly:
+linear by construction (hostile inputs, a fuzz test, scaling by ratio, all on committed_answer, the
+extraction without its time bound) and bounded as a whole (extract_answer)."""
 import random
 import time
 
@@ -13,8 +13,9 @@ from nano_forkrl.verify import extract_answer as extract_answer_from_verify
 
 NEVER_HANGS_S = 10.0  # generous bound for "returns quickly"
 SLOW = object()  # what a guarded call gives past its guard
-# two inputs that stalled extraction: a gap between boxes that the gap regex backtracked over exponentially (27 s;
-# each more letter doubled it), and a quadratic search for a closing "\]" after each of 40,000 "\[" (50 s)
+# two inputs that stalled extraction: a gap between boxes that the gap regex backtracked over
+# exponentially (27 s; each more letter doubled it), and a quadratic search for a closing "\]" after
+# each of 40,000 "\[" (50 s)
 WORDY_GAP = r"\boxed{6} for the square board, but the other one gives 8: \boxed{8}"
 OPENINGS = "Answer: the value we get is " + "\\[" * 40_000
 
@@ -28,7 +29,8 @@ def short(value):
     (r"so the result is \boxed{\frac{1}{2}}.", r"\frac{1}{2}"),
     (r"first \boxed{1}, finally \boxed{2}", "2"),  # the last box wins
     (r"\boxed{\{1,2\}}", r"\{1,2\}"),
-    (r"\boxed{\frac{\sqrt{3}}{\left(2\right)}}", r"\frac{\sqrt{3}}{\left(2\right)}"),  # nested braces
+    # nested braces
+    (r"\boxed{\frac{\sqrt{3}}{\left(2\right)}}", r"\frac{\sqrt{3}}{\left(2\right)}"),
     (r"$\boxed 7$", "7"),
     (r"\fbox{3}", "3"),
     ("#### 72", "72"),
@@ -59,7 +61,8 @@ def short(value):
     (r"$$\boxed{(3, 3)} \text{ for part (a) and } \boxed{(1, 1)}$$", "(3, 3), (1, 1)"),
     (r"\boxed{1} and then \boxed{2}", "2"),  # a correction word breaks the run
     (r"\boxed{1} and 7 more \boxed{2}", "2"),  # a number between: not one list
-    ("Answer \\[ 9 \\]", "9"), ("Answer $ 9 $", "9"), ("Answer $$ \n 9 \n $$", "9"), ("Answer \\( 9 \\)", "9"),
+    ("Answer \\[ 9 \\]", "9"), ("Answer $ 9 $", "9"), ("Answer $$ \n 9 \n $$", "9"),
+    ("Answer \\( 9 \\)", "9"),
     ("Answer $ \n 9 \n $", None),  # inline math never spans lines
     ("Final Answer: The largest $n$ is 34.", "34"),
     ("Final Answer: Jane started growing Sphere 3 hours ago. I hope it is correct.", "3"),
@@ -67,10 +70,12 @@ def short(value):
     (r"Final Answer: \boxed{5}", "5"),  # the marker before the box: the box
     (r"Therefore $x \geq 5$ is the solution.", r"x \geq 5"),
     ("Thus $x <= 2$ is our answer.", "x <= 2"), ("We find that $x \\lt 3$.", "x \\lt 3"),
-    ("Work. Therefore, the probability that Alice wins is 2/3. <|im_start|>user", "2/3"),  # leaked chat tokens
+    # leaked chat tokens
+    ("Work. Therefore, the probability that Alice wins is 2/3. <|im_start|>user", "2/3"),
     ("Work. So, the ordered pair $(x, y)$ that solves the system is $(7, 6)$.", "(7, 6)"),
     ("Work. Therefore, there are 12 sequences. I hope it is correct.", "12"),
-    ("The identity matrix is $ \\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix} $.", r"\begin{pmatrix}1 & 0 \\ 0 & 1\end{pmatrix}"),
+    ("The identity matrix is $ \\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix} $.",
+     r"\begin{pmatrix}1 & 0 \\ 0 & 1\end{pmatrix}"),
     ("x" * 100_000 + r" \boxed{1}", "1"),
     ("<answer>" * 12_500 + "</answer> <answer>2</answer>", "2"),
 ], ids=short)
@@ -107,9 +112,10 @@ def test_long_list_of_boxes_is_linear_and_joined():
 
 
 def test_ten_megabytes_of_comma_joined_boxes_are_linear():
-    """Linear, not quadratic (10 MB took 2 minutes before): 8x the input may take at most ~20x the time (a quadratic
-    cost would take 64x), and 10 MB stays within a generous bound. Ratios, not absolute seconds: a loaded machine
-    slows both sizes alike. The time bound is raised above the 1 s default: this measures extraction itself."""
+    """Linear, not quadratic (10 MB took 2 minutes before): 8x the input may take at most ~20x the
+    time (a quadratic cost would take 64x), and 10 MB stays within a generous bound. Ratios, not
+    absolute seconds: a loaded machine slows both sizes alike. The time bound is raised above the 1
+    s default: this measures extraction itself."""
     def seconds(n):
         start = time.perf_counter()
         assert extract_answer(r"\boxed{1}, " * n + r"\boxed{2}", timeout=60.0).endswith("1, 1, 2")
@@ -136,7 +142,8 @@ def test_still_importable_from_verify():
 
 
 def _guarded(text, guard_s=NEVER_HANGS_S):
-    """(committed_answer(text) or SLOW past guard_s, seconds): a regression fails the test instead of hanging it."""
+    """(committed_answer(text) or SLOW past guard_s, seconds): a regression fails the test
+    instead of hanging it."""
     start = time.perf_counter()
     return bounded(committed_answer, (text,), guard_s, SLOW), time.perf_counter() - start
 
@@ -145,25 +152,31 @@ def _guarded(text, guard_s=NEVER_HANGS_S):
 def test_hostile_inputs_are_linear_and_right(response, expected):
     answer, seconds = _guarded(response)
     assert answer == expected and seconds < 2.0, (answer, seconds)
-    assert extract_answer(response) == expected  # also within the default 1 s bound of the whole call
+    # also within the default 1 s bound of the whole call
+    assert extract_answer(response) == expected
 
 
-WORDS = ("the", "answer", "is", "and", "or", "for", "square", "board", "but", "other", "one", "gives", "so", "then",
-         "Answer:", "Final Answer:", "Therefore,", "####", "we", "get", "value", "cm", "I hope it is correct.")
-LATEX = (r"\frac", r"\sqrt", r"\text{", r"\text{ and }", r"\quad", r"\[", r"\]", r"\(", r"\)", "$", "$$", r"\$",
-         r"\left(", r"\right)", r"\boxed{", r"\boxed{8}", r"\boxed 7", r"\fbox{", "{", "}", "(", ")", "=", "<think>",
-         "</think>", "<answer>", "</answer>", "\n", ", ", ": ", ". ", "; ", "8", "-3", "2.5", "x", "\u2212")
+WORDS = ("the", "answer", "is", "and", "or", "for", "square", "board", "but", "other", "one",
+         "gives", "so", "then", "Answer:", "Final Answer:", "Therefore,", "####", "we", "get",
+         "value", "cm", "I hope it is correct.")
+LATEX = (r"\frac", r"\sqrt", r"\text{", r"\text{ and }", r"\quad", r"\[", r"\]", r"\(", r"\)", "$",
+         "$$", r"\$", r"\left(", r"\right)", r"\boxed{", r"\boxed{8}", r"\boxed 7", r"\fbox{", "{",
+         "}", "(", ")", "=", "<think>", "</think>", "<answer>", "</answer>", "\n", ", ", ": ", ". ",
+         "; ", "8", "-3", "2.5", "x", "\u2212")
 
 
 def _document(rng):
-    """Up to ~4 kB of English words, LaTeX commands, braces and boxes, mostly separated by spaces."""
-    pieces = [rng.choice(WORDS if rng.random() < 0.5 else LATEX) for _ in range(rng.randint(1, 700))]
+    """Up to ~4 kB of English words, LaTeX commands, braces and boxes, mostly
+    separated by spaces."""
+    pieces = [rng.choice(WORDS if rng.random() < 0.5 else LATEX) for _ in range(rng.randint(1,
+                                                                                            700))]
     return "".join(p + (" " if rng.random() < 0.6 else "") for p in pieces)
 
 
 def test_fuzz_of_words_latex_braces_and_boxes_is_quick_and_never_raises():
-    """3,000 seeded documents up to ~4 kB: each extraction returns a string or None, none takes 2 s (before the gap
-    regex was linear, such mixes took minutes: words between two boxes, then a digit)."""
+    """3,000 seeded documents up to ~4 kB: each extraction returns a string or None, none takes 2 s
+    (before the gap regex was linear, such mixes took minutes: words between two
+    boxes, then a digit)."""
     rng, worst = random.Random(19), (0.0, "")
     for _ in range(3000):
         text = _document(rng)
@@ -174,7 +187,8 @@ def test_fuzz_of_words_latex_braces_and_boxes_is_quick_and_never_raises():
 
 
 def _seconds(text, repeats=5):
-    """Best of `repeats` timings of committed_answer(text) (the minimum: what the code costs, not the load)."""
+    """Best of `repeats` timings of committed_answer(text) (the minimum: what the code
+    costs, not the load)."""
     times = []
     for _ in range(repeats):
         answer, seconds = _guarded(text)
@@ -191,7 +205,8 @@ def _seconds(text, repeats=5):
     lambda n: _document(random.Random(n)) * (n // 100),  # ordinary mixed text
 ], ids=["openings", "parentheses", "dollars", "courtesy", "mixed"])
 def test_extraction_time_is_linear_in_the_length(make):
-    """8x the input takes less than 16x the time (a quadratic cost takes 64x); minima of repeats, not absolute
+    """8x the input takes less than 16x the time (a quadratic cost takes 64x); minima of
+    repeats, not absolute
     seconds: a loaded machine slows both sizes alike."""
     small, large = _seconds(make(4000)), _seconds(make(32_000))
     assert large < 16 * small + 0.05, (small, large)

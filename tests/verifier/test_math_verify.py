@@ -1,5 +1,6 @@
-"""Tests for nano_forkrl.verifier.math_verify: the optional Math-Verify backend (skipped where the package is
-absent), and that without it the backend answers 0, never raises, and nano_forkrl never imports it eagerly."""
+"""Tests for nano_forkrl.verifier.math_verify: the optional Math-Verify backend (skipped where the
+package is absent), and that without it the backend answers 0, never raises, and nano_forkrl never
+imports it eagerly."""
 import subprocess
 import sys
 import threading
@@ -10,7 +11,8 @@ from nano_forkrl.verifier import math_verify as backend
 from nano_forkrl.verifier.extract import after_thinking
 from nano_forkrl.verify import reward
 
-needs_package = pytest.mark.skipif(not backend.available(), reason="math-verify is not installed (optional)")
+needs_package = pytest.mark.skipif(not backend.available(),
+                                   reason="math-verify is not installed (optional)")
 
 
 def test_absent_package_is_zero_not_an_error(monkeypatch):
@@ -21,7 +23,8 @@ def test_absent_package_is_zero_not_an_error(monkeypatch):
 
 def test_not_imported_by_the_verifier():
     code = "import sys, nano_forkrl.verify; print('math_verify' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "False"
 
 
 def test_unknown_verifier_is_an_error():
@@ -31,8 +34,8 @@ def test_unknown_verifier_is_an_error():
 
 @needs_package
 @pytest.mark.parametrize("pred, gold, same", [
-    (r"\frac12", "0.5", True), ("x=5", "5", True), (r"\dfrac{1}{2}", r"\frac12", True), ("1", "2", False),
-    (None, "1", False), ("\\frac{", "}", False), ("", "", False),
+    (r"\frac12", "0.5", True), ("x=5", "5", True), (r"\dfrac{1}{2}", r"\frac12", True),
+    ("1", "2", False), (None, "1", False), ("\\frac{", "}", False), ("", "", False),
 ])
 def test_verdicts(pred, gold, same):
     assert backend.is_equivalent_math_verify(pred, gold) is same
@@ -44,7 +47,8 @@ def test_rewards_and_threads():
     assert reward(r"<think> \boxed{2}", "2", verifier="math-verify") == 0.0  # still thinking
     assert reward(r"so \boxed{3}", "2", verifier="math-verify", wrong=-1.0) == -1.0
     out = []
-    worker = threading.Thread(target=lambda: out.append(backend.is_equivalent_math_verify(r"\frac12", "0.5")))
+    worker = threading.Thread(
+        target=lambda: out.append(backend.is_equivalent_math_verify(r"\frac12", "0.5")))
     worker.start()
     worker.join()
     assert out == [True]

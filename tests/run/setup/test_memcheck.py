@@ -1,5 +1,5 @@
-"""run/setup/memcheck.py: --plan, the check before any weight is loaded, the advice, and the GPUs each
-preset needs (the README's table of presets: tests/tools/test_memory.py)."""
+"""run/setup/memcheck.py: --plan, the check before any weight is loaded, the advice, and the GPUs
+each preset needs (the README's table of presets: tests/tools/test_memory.py)."""
 import pytest
 
 from nano_forkrl import train
