@@ -1,8 +1,9 @@
-"""Tests for nano_forkrl/run/place/distributed.py: two CPU processes (gloo) against one, on the same batch; the tiny
-preset under torchrun; a killed torchrun run resumed.
+"""Tests for nano_forkrl/run/place/distributed.py: two CPU processes (gloo) against one, on the same
+batch; the tiny preset under torchrun; a killed torchrun run resumed.
 
-The equality test runs train_step itself in both set-ups, with a deterministic fake engine (its responses
-depend only on the prompt, not on the rank that samples it): the two runs train on the same global batch."""
+The equality test runs train_step itself in both set-ups, with a deterministic fake engine (its
+responses depend only on the prompt, not on the rank that samples it): the two runs train on the
+same global batch."""
 import os
 import signal
 import subprocess
@@ -31,9 +32,10 @@ from nano_forkrl.train import train_step
 PROBLEMS = [{"problem": f"{a} + {a + 3}", "answer": str(2 * a + 3)} for a in range(40)]
 SETTINGS = {  # name: (Config overrides, gradient checkpointing)
     "rollout mask, token-mean": (dict(micro_batch_size=2), False),
-    "rollout mask, seq-mean, checkpointed layers": (dict(micro_batch_size=3, loss_agg="seq-mean-token-mean"),
-                                                    True),
-    "current mask (rank = one micro-batch)": (dict(micro_batch_size=4, mask_source="current"), False),
+    "rollout mask, seq-mean, checkpointed layers": (
+        dict(micro_batch_size=3, loss_agg="seq-mean-token-mean"), True),
+    "current mask (rank = one micro-batch)": (
+        dict(micro_batch_size=4, mask_source="current"), False),
 }
 
 
@@ -76,16 +78,19 @@ class Recorder:
 
 
 def _config(overrides):
-    return Config(prompts_per_step=4, group_size=4, mini_batch_prompts=2, max_new_tokens=16, **overrides)
+    return Config(prompts_per_step=4, group_size=4, mini_batch_prompts=2, max_new_tokens=16,
+                  **overrides)
 
 
 def _fixed_batch():
-    rollouts = FakeEngine().generate([format_prompt(p["problem"], "plain") for p in PROBLEMS[:4]], n=4)
+    prompts = [format_prompt(p["problem"], "plain") for p in PROBLEMS[:4]]
+    rollouts = FakeEngine().generate(prompts, n=4)
     return collate(rollouts, None, torch.zeros(len(rollouts)), 0)
 
 
 def _run(place):
-    """Per setting: (stats, gradients, pushed weights) of one train_step; and the masks of a fixed batch."""
+    """Per setting: (stats, gradients, pushed weights) of one train_step; and the masks of a fixed
+    batch."""
     from nano_forkrl.run.setup.policy import enable_grad_checkpointing
 
     results = {}
@@ -96,7 +101,8 @@ def _run(place):
         model = place.policy(model, "torch")[0]
         engine, recorder = FakeEngine(), Recorder(model)
         _, stats = train_step(_config(overrides), model, recorder, engine, None, PROBLEMS, 0, place)
-        results[name] = (stats, recorder.grads, engine.pushed)  # pushed: the updated weights, gathered
+        # pushed: the updated weights, gathered
+        results[name] = (stats, recorder.grads, engine.pushed)
     model = place.policy(make_tiny_qwen3().train(), "torch")[0]
     batch = _fixed_batch()
     _, entropy = place.score_batch(model, batch)
@@ -107,7 +113,8 @@ def _run(place):
 
 def _worker(rank, world, folder):
     torch.set_num_threads(1)
-    tdist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=world)
+    tdist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank,
+                             world_size=world)
     out = _run(Ranks())
     if rank == 0:
         torch.save(out, Path(folder) / "two.pt")
@@ -124,7 +131,8 @@ def test_two_processes_give_the_one_process_mask_loss_and_gradient(tmp_path):
         assert torch.equal(one_masks[mode], two_masks[mode]), mode
     for name in SETTINGS:
         (s1, g1, w1), (s2, g2, w2) = one[name], two[name]
-        assert s1["groups_kept"] == s2["groups_kept"] and s1["tokens_trained"] == s2["tokens_trained"], name
+        assert s1["groups_kept"] == s2["groups_kept"], name
+        assert s1["tokens_trained"] == s2["tokens_trained"], name
         for key in ("loss", "grad_norm", "clip_frac_low", "approx_kl", "entropy_trained"):
             assert s1[key] == pytest.approx(s2[key], rel=1e-5, abs=1e-7), (name, key)
         assert len(g1) == len(g2) == 2  # two mini-batches
@@ -142,13 +150,15 @@ def _torchrun(out, *flags, **kwargs):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "-m", "nano_forkrl.train", *FAST, "--out-dir", str(out), *flags]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=Path(__file__).resolve().parents[3], start_new_session=True, **kwargs)
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=Path(__file__).resolve().parents[3],
+                            start_new_session=True, **kwargs)
 
 
 def _steps(out):
     records = read_log(out / "metrics.jsonl")
-    return {r["step"]: (r["loss"], r["accuracy"], r["tokens_trained"]) for r in records if "loss" in r}
+    return {r["step"]: (r["loss"], r["accuracy"], r["tokens_trained"])
+            for r in records if "loss" in r}
 
 
 def _children(pid):
@@ -168,16 +178,19 @@ def test_torchrun_trains_the_tiny_preset_and_resumes_a_killed_run_exactly(tmp_pa
     first = _torchrun(full_run, "--steps", "4")
     output = first.communicate(timeout=300)[0]
     assert first.returncode == 0, output
-    assert output.count("config: ") == 1 and output.count("[eval step 4]") == 1  # rank 0 alone prints
+    # rank 0 alone prints
+    assert output.count("config: ") == 1 and output.count("[eval step 4]") == 1
     assert sorted(_steps(full_run)) == [1, 2, 3, 4]
     state = torch.load(full_run / "checkpoint" / "trainer_state.pt", weights_only=False)
-    assert state["step"] == 4 and len(state["sampler_rng"]) == 2  # one HF folder, both ranks' RNG states
+    # one HF folder, both ranks' RNG states
+    assert state["step"] == 4 and len(state["sampler_rng"]) == 2
 
     run = _torchrun(killed, "--steps", "4")
     deadline = time.time() + 300
     while 3 not in _steps(killed) and time.time() < deadline:
         time.sleep(0.05)
-    for pid in [*_children(run.pid), run.pid]:  # both ranks and torchrun, after the step-2 checkpoint
+    # both ranks and torchrun, after the step-2 checkpoint
+    for pid in [*_children(run.pid), run.pid]:
         os.kill(pid, signal.SIGKILL)
     run.communicate()
     saved = torch.load(killed / "checkpoint" / "trainer_state.pt", weights_only=False)["step"]

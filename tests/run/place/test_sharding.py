@@ -1,11 +1,13 @@
-"""Tests for nano_forkrl/run/place/sharding.py: the decode copy, the whole view of a sharded policy, and the
-gathered state a checkpoint is written from. (Two processes against one: tests/run/place/test_distributed.py.)"""
+"""Tests for nano_forkrl/run/place/sharding.py: the decode copy, the whole view of a sharded policy,
+and the gathered state a checkpoint is written from. (Two processes against one:
+tests/run/place/test_distributed.py.)"""
 import pytest
 import torch
 import torch.distributed as tdist
 from conftest import make_tiny_qwen3
 
-from nano_forkrl.run.place.sharding import FullView, OptimizerState, Whole, decode_copy, full, full_state, shard
+from nano_forkrl.run.place.sharding import (FullView, OptimizerState, Whole, decode_copy, full,
+                                            full_state, shard)
 
 
 def test_the_decode_copy_is_a_separate_float32_module_with_the_tie_kept():
@@ -18,13 +20,15 @@ def test_the_decode_copy_is_a_separate_float32_module_with_the_tie_kept():
     assert torch.equal(copy(ids).logits, model(ids).logits)
     with torch.no_grad():
         model.model.embed_tokens.weight.add_(1.0)
-    assert not torch.equal(copy.model.embed_tokens.weight, model.model.embed_tokens.weight)  # own storage
+    # its own storage
+    assert not torch.equal(copy.model.embed_tokens.weight, model.model.embed_tokens.weight)
 
 
 def test_the_full_view_of_a_plain_module_is_the_module():
     model = make_tiny_qwen3()
     view = FullView(model)
-    assert all(a is not None and torch.equal(a, b) for a, b in zip(view.parameters(), model.parameters()))
+    assert all(a is not None and torch.equal(a, b)
+               for a, b in zip(view.parameters(), model.parameters()))
     assert [n for n, _ in view.state_dict().items()] == list(model.state_dict())
     assert view.config is model.config
 
@@ -57,10 +61,12 @@ def test_a_sharded_policy_trains_and_saves_like_the_plain_one(one_rank, tmp_path
     weights, optim = full_state(sharded, optimizers[1])
     Whole(sharded, weights).save_pretrained(tmp_path / "hf")
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "hf")
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain.parameters(), loaded.parameters()))
+    assert all(torch.allclose(a, b, atol=1e-6)
+               for a, b in zip(plain.parameters(), loaded.parameters()))
     sharded.zero_grad(set_to_none=True)  # as at a resume: no gradients yet
     fresh = torch.optim.AdamW(sharded.parameters(), lr=1e-2)
     OptimizerState(sharded, fresh).load_state_dict(optim)
     restored = [fresh.state[p]["exp_avg"] for p in sharded.parameters()]
     saved = [optimizers[1].state[p]["exp_avg"] for p in sharded.parameters()]
-    assert all(full(a).abs().sum() > 0 and torch.equal(full(a), full(b)) for a, b in zip(restored, saved))
+    assert all(full(a).abs().sum() > 0 and torch.equal(full(a), full(b))
+               for a, b in zip(restored, saved))

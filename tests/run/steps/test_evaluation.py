@@ -1,4 +1,5 @@
-"""Tests for nano_forkrl/run/steps/evaluation.py: the pass@k estimator, avg@k on a scripted sampler, the CLI defaults."""
+"""Tests for nano_forkrl/run/steps/evaluation.py: the pass@k estimator, avg@k on a scripted sampler,
+the CLI defaults."""
 from math import comb
 
 import pytest
@@ -8,7 +9,8 @@ from nano_forkrl.run.steps.evaluation import evaluate, pass_at_k
 from nano_forkrl.sampling import Rollout
 
 
-@pytest.mark.parametrize("n, c, k", [(4, 0, 1), (4, 1, 1), (4, 2, 2), (10, 3, 5), (16, 16, 8), (8, 7, 4)])
+@pytest.mark.parametrize("n, c, k", [(4, 0, 1), (4, 1, 1), (4, 2, 2), (10, 3, 5), (16, 16, 8),
+                                     (8, 7, 4)])
 def test_pass_at_k_matches_brute_force(n, c, k):
     # probability that a random k-subset of n samples (c correct) contains a correct one
     brute = 1 - (comb(n - c, k) / comb(n, k) if n - c >= k else 0)
@@ -36,7 +38,8 @@ class Scripted:
         self.state = "eval-state"
 
     def generate(self, prompts, n=1, max_new_tokens=None):
-        return [Rollout(i, [1], [2] * (j + 1), self.script[i][j], "eos") for i in range(len(prompts)) for j in range(n)]
+        return [Rollout(i, [1], [2] * (j + 1), self.script[i][j], "eos")
+                for i in range(len(prompts)) for j in range(n)]
 
 
 def test_avg_and_pass_at_k_and_rng_restored():
@@ -46,15 +49,19 @@ def test_avg_and_pass_at_k_and_rng_restored():
     assert out["avg@2"] == pytest.approx(0.25)   # (1/2 + 0/2) / 2
     assert out["pass@2"] == pytest.approx(0.5)   # problem 1 solved once, problem 2 never
     assert out["per_problem"] == [1, 0] and out["mean_length"] == pytest.approx(1.5)
-    assert s.seeds == [7] and s.state == "train-state"  # fixed eval seed, training RNG stream untouched
+    # a fixed eval seed, the training RNG stream untouched
+    assert s.seeds == [7] and s.state == "train-state"
 
 
 def test_cli_defaults_follow_what_the_model_is(tmp_path):
     from nano_forkrl.run.steps.evaluation import cli_defaults
     assert cli_defaults("tiny", None, None, None, long=4096) == ("tiny", "plain", 48)
-    assert cli_defaults("Qwen/Qwen3-0.6B-Base", None, None, None, long=4096) == ("math500", "boxed", 4096)
-    assert cli_defaults("x", "aime24", "r1-zero", 100, long=4096) == ("aime24", "r1-zero", 100)  # given: kept
-    # a checkpoint of ours trained on the tiny task: the tiny set, not math500 with 4,096 tokens (which hung)
-    torch.save({"config": {"train_data": "tiny", "eval_data": "tiny", "template": "plain", "max_new_tokens": 40}},
-               tmp_path / "trainer_state.pt")
+    qwen = cli_defaults("Qwen/Qwen3-0.6B-Base", None, None, None, long=4096)
+    assert qwen == ("math500", "boxed", 4096)
+    # given: kept
+    assert cli_defaults("x", "aime24", "r1-zero", 100, long=4096) == ("aime24", "r1-zero", 100)
+    # a checkpoint of ours trained on the tiny task: the tiny set, not math500 with 4,096 tokens
+    # (which hung)
+    trained = {"train_data": "tiny", "eval_data": "tiny", "template": "plain", "max_new_tokens": 40}
+    torch.save({"config": trained}, tmp_path / "trainer_state.pt")
     assert cli_defaults(str(tmp_path), None, None, None, long=4096) == ("tiny", "plain", 40)
