@@ -21,10 +21,12 @@ top-level files of a floor are one folder); nothing imports train.py (tools run 
     utils/          1  errors (one-line user errors), seeds, device (dtype casts)
     verifier/       1  the verifier's helpers: extract (where the answer is), latex, symbolic, ...
     engines/        2  the sampling engines: torch_sampler (+ cpudecode, fastdecode), vllm_sampler
-    tasks/          2  problems: data, prompts, sources, arithmetic + tiny (the CPU default), chain
+    tasks/          2  problems: data, prompts, sources, arithmetic + tiny (the CPU default), chain,
+                       rollout_batch (what one step learns from)
     run/setup/      3  config, validate, policy (model, device, dtype), bounds, the memory plan
-    run/steps/      3  the loop's steps: rollouts (prompts, dynamic sampling), batch, evaluation
-    run/persist/    3  checkpoint, rundir (one run per folder), resume, metrics
+    run/steps/      3  the loop's steps: rollouts (prompts, dynamic sampling), batch (score, cut),
+                       evaluation
+    run/persist/    3  checkpoint, state (the trainer state read back), rundir, resume, metrics
     run/safety/     3  guard (a step that breaks the weights is undone), stop (SIGTERM saves first)
     run/place/      3  one process or torchrun: single, distributed, sharding (FSDP2)
     assignment/     3  the homework: a student copy with the solutions blanked, graded per part
