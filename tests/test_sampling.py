@@ -1,5 +1,6 @@
 """Tests for nano_forkrl/sampling.py: sample_next (temperature, top-p, the policy's log-probs) and the Sampler
 contract's stop ids and EOS cut."""
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -98,3 +99,14 @@ def test_unused_ids_are_never_drawn():
     logits[:, 10:] = 50.0  # an untrained model may put its mass there
     tok, _ = sample_next(drop_unused(logits, 10), 1.0, generator=torch.Generator().manual_seed(0))
     assert tok.max() < 10 and len(set(tok.tolist())) == 10
+
+
+def test_the_draw_never_lands_on_a_token_without_mass(monkeypatch):
+    """The inverse-CDF draw at both ends of u: u = 0 picks the first token with mass, and a u * total
+    that rounds up to the total (here u = 1) picks the last one, never the zero-mass ids after it."""
+    logits = torch.full((3, 8), float("-inf"))
+    logits[:, 2:5] = 0.0
+    for u, want in ((0.0, 2), (1.0, 4)):
+        monkeypatch.setattr(torch, "rand", lambda *shape, u=u, **kw: torch.full(shape, u))
+        tok, lp = sample_next(logits, temperature=1.0)
+        assert tok.tolist() == [want] * 3 and torch.allclose(lp, torch.full((3,), -math.log(3)))

@@ -11,9 +11,10 @@ attention mask, growing the KV cache by concatenation, module and keyword plumbi
 and a step is about 25 tensor ops per layer: no mask building, attention over the filled slots only.
 The arithmetic is Qwen3's, in HF's order: RMSNorm, q/k-norm per head (q and k heads together), RoPE
 as q cos + rotate_half(q) sin (= roll(q) * sin with the first half's sign folded into the table),
-attention with the G query heads of a kv head folded into the query axis (no K/V copy), o_proj,
-residual, SwiGLU MLP, residual. Tests check tokens, log-probs and RNG draws against the plain HF
-path in float32.
+attention with the G query heads of a kv head folded into the query axis (no K/V copy) as
+baddbmm (scores + padding bias), softmax, bmm (at 256 rows x 2 kv heads of 16 dims, SDPA's CPU
+kernel costs 2-3x more per call), o_proj, residual, SwiGLU MLP, residual. Tests check tokens,
+log-probs and RNG draws against the plain HF path in float32.
 """
 import torch
 import torch.nn.functional as F
@@ -60,11 +61,12 @@ class LeanDecoder(StaticCacheDecoder):
     def lean_step(self, ids, positions, slot, cache=None):
         """ids, positions [b]: the tokens written to cache slot `slot`; returns logits [b, V].
         cache: (k, v, bias) of the b rows still decoding (LeanSession's), default all B rows."""
-        B, D, n_kv = ids.shape[0], self.head_dim, self.n_kv
+        B, D, n_kv, L = ids.shape[0], self.head_dim, self.n_kv, slot + 1
         k_cache, v_cache, bias = cache or (self.k, self.v, self.bias)
         h = self.body.embed_tokens(ids)                                   # [B, H]
         cos, sin = self.cos[positions][:, None], self.sin[positions][:, None]  # [B, 1, D]
-        bias = bias[:, None, None, :slot + 1]                             # [B, 1, 1, L]
+        # [B * n_kv, 1, L]: one row of the bias per kv head (each row's G query heads share it)
+        bias = bias[:, None, None, :L].expand(B, n_kv, 1, L).reshape(B * n_kv, 1, L)
         for i, (norm1, (w_qkv, b_qkv), (w_qk, eps), o_proj, scale, norm2, (w_gu, b_gu), act,
                 down) in enumerate(self.layers):
             x = F.rms_norm(h, (h.shape[-1],), norm1.weight, norm1.variance_epsilon)
@@ -73,9 +75,12 @@ class LeanDecoder(StaticCacheDecoder):
             qk = qk * cos + qk.roll(D // 2, -1) * sin              # RoPE on q and k heads at once
             k_cache[i, :, :, slot] = qk[:, -n_kv:]
             v_cache[i, :, :, slot] = qkv[:, -n_kv:]
-            q = qk[:, :-n_kv].view(B, n_kv, self.group, D)        # G query heads per kv head
-            keys, values = k_cache[i, :, :, :slot + 1], v_cache[i, :, :, :slot + 1]
-            o = F.scaled_dot_product_attention(q, keys, values, attn_mask=bias, scale=scale)
+            q = qk[:, :-n_kv].reshape(B * n_kv, self.group, D)   # G query heads per kv head
+            keys = k_cache[i, :, :, :L].reshape(B * n_kv, L, D)   # views: no copy of the cache
+            values = v_cache[i, :, :, :L].reshape(B * n_kv, L, D)
+            # attention as three batched ops (SDPA's CPU kernel costs more per call at this size)
+            scores = torch.baddbmm(bias, q, keys.transpose(1, 2), alpha=scale)  # [B n_kv, G, L]
+            o = torch.bmm(scores.softmax(-1), values)                            # [B n_kv, G, D]
             h = h + o_proj(o.reshape(B, -1))
             gate, up = F.linear(F.rms_norm(h, (h.shape[-1],), norm2.weight, norm2.variance_epsilon),
                                 w_gu, b_gu).chunk(2, dim=-1)
