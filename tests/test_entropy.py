@@ -1,4 +1,5 @@
-"""Tests for nano_forkrl.entropy: formulas by hand, the chunked path against the naive full-logits path."""
+"""Tests for nano_forkrl.entropy: formulas by hand, the chunked path against the naive full-logits
+path."""
 import contextlib
 import math
 import subprocess
@@ -17,7 +18,7 @@ from nano_forkrl.entropy import (autocast, entropy_statistics, logprobs_from_log
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# ---------------------------------------------------------------- token_entropy / logprobs_from_logits
+# ------------------------------------------------------------ token_entropy / logprobs_from_logits
 def test_uniform_logits_give_log_v():
     for v in (2, 7, 151936):
         h = token_entropy(torch.full((3, v), 5.0))
@@ -58,10 +59,12 @@ def test_bf16_input_gives_float32_output():
 
 def test_logprobs_from_logits_hand_values_and_temperature():
     logits = torch.tensor([[0.0, math.log(3.0)]])
-    torch.testing.assert_close(logprobs_from_logits(logits, torch.tensor([1])), torch.tensor([math.log(0.75)]))
+    torch.testing.assert_close(logprobs_from_logits(logits, torch.tensor([1])),
+                               torch.tensor([math.log(0.75)]))
     # temperature 2: z = [0, ln(3)/2] -> p(1) = sqrt(3) / (1 + sqrt(3))
     want = math.log(math.sqrt(3) / (1 + math.sqrt(3)))
-    torch.testing.assert_close(logprobs_from_logits(logits, torch.tensor([1]), temperature=2.0), torch.tensor([want]))
+    torch.testing.assert_close(logprobs_from_logits(logits, torch.tensor([1]), temperature=2.0),
+                               torch.tensor([want]))
 
 
 def test_logprobs_from_logits_matches_log_softmax_gather():
@@ -77,7 +80,8 @@ def naive(model, ids, attention_mask=None, temperature=1.0):
     """Full logits, log_softmax, shift: the reference the chunked path must equal."""
     kwargs = {}
     if attention_mask is not None:
-        kwargs = dict(attention_mask=attention_mask, position_ids=(attention_mask.cumsum(-1) - 1).clamp(min=0))
+        kwargs = dict(attention_mask=attention_mask,
+                      position_ids=(attention_mask.cumsum(-1) - 1).clamp(min=0))
     z = model(ids, **kwargs).logits.float() / temperature
     lp = torch.log_softmax(z, -1)[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)
     lp = torch.cat([lp, torch.zeros(ids.shape[0], 1)], dim=1)
@@ -183,7 +187,8 @@ def test_no_grad_path_returns_plain_tensors(model):
 
 
 def test_head_only_ever_sees_chunks_forward_and_backward(model):
-    """Checkpointing: backward re-runs the head chunk by chunk; no [B, T, V] logits are ever produced."""
+    """Checkpointing: backward re-runs the head chunk by chunk; no [B, T, V] logits are ever
+    produced."""
     shapes = []
     original = model.lm_head.forward
 
@@ -214,11 +219,13 @@ MEMORY_SCRIPT = textwrap.dedent("""
     from conftest import make_tiny_qwen3
     from nano_forkrl.entropy import token_logprobs_and_entropy
 
-    def peak():  # this process's high-water mark: Linux keeps ru_maxrss across fork+exec (the parent's would
-        try:     # show), so read VmHWM, which exec resets; ru_maxrss elsewhere
-            return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    def peak():  # this process's high-water mark: Linux keeps ru_maxrss across fork+exec (the
+        try:     # parent's would show), so read VmHWM, which exec resets; ru_maxrss elsewhere
+            return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status")
+                        if l.startswith("VmHWM:"))
         except (OSError, StopIteration):
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+            unit = 1 if sys.platform == "darwin" else 1024
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit
 
     model = make_tiny_qwen3(vocab_size=151936, hidden_size=16, layers=1)
     ids = torch.randint(0, 151936, (1, 1024))
@@ -235,7 +242,8 @@ def test_real_vocab_peak_memory_far_below_full_logits():
     """1,024 tokens x 151,936 vocab: full float32 logits would be 622 MB (and log-softmax as much
     again); chunks of 64 need ~120 MB."""
     script = MEMORY_SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests"))
-    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)
     assert res.returncode == 0, res.stderr
     growth, peak = map(int, res.stdout.split())
     full_logits = 1024 * 151936 * 4
@@ -253,26 +261,30 @@ def test_score_batch_equals_one_full_pass_on_real_tokens():
     for micro in (1, 2, 3):
         lp, h = score_batch(model, batch, micro_batch_size=micro, temperature=0.7)
         real = batch["attention_mask"].bool()
-        assert torch.allclose(lp[real], ref_lp[real], atol=1e-5) and torch.allclose(h[real], ref_h[real], atol=1e-5)
+        assert torch.allclose(lp[real], ref_lp[real], atol=1e-5)
+        assert torch.allclose(h[real], ref_h[real], atol=1e-5)
         assert not lp.requires_grad
     lp, _ = score_batch(model, batch, micro_batch_size=1)
-    assert lp[2, 3:].abs().sum() == 0  # row 2 alone has 3 real inputs: its micro-batch is cut to that width
+    # row 2 alone has 3 real inputs: its micro-batch is cut to that width
+    assert lp[2, 3:].abs().sum() == 0
 
 
 def test_real_width_is_one_past_the_last_real_column():
     from nano_forkrl.entropy import real_width
     right = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 0, 0, 0]])  # collate_rollouts' right padding
     left = torch.tensor([[0, 0, 1, 1, 0], [0, 1, 1, 1, 0]])
-    assert real_width(right) == 3 and real_width(left) == 4  # never cuts a real token, whatever the padding side
+    # never cuts a real token, whatever the padding side
+    assert real_width(right) == 3 and real_width(left) == 4
     assert real_width(torch.ones(2, 5, dtype=torch.long)) == 5
 
 
-# ---------------------------------------------------------------- entropy_statistics (the paper's Sec. 3)
+# -------------------------------------------------------- entropy_statistics (the paper's Sec. 3)
 VALUES = [0.0, 0.005, 0.002, 2.0, 0.5, 1.0, 0.009, 3.0, 0.3, 0.1]
 
 
 def padded_batch(pad_value):
-    """VALUES laid out in a [2, 7] tensor (6 + 4 valid tokens); every other entry is padding = pad_value."""
+    """VALUES laid out in a [2, 7] tensor (6 + 4 valid tokens); every other entry is padding =
+    pad_value."""
     entropy = torch.full((2, 7), pad_value)
     mask = torch.zeros(2, 7, dtype=torch.bool)
     entropy[0, :6], entropy[1, 1:5] = torch.tensor(VALUES[:6]), torch.tensor(VALUES[6:])
@@ -291,15 +303,17 @@ def test_percentiles_by_sorting_random():
         h = torch.rand(n, generator=g) * 3
         stats = entropy_statistics(h[None], torch.ones(1, n, dtype=torch.bool))
         ordered = sorted(h.tolist())
-        assert stats["p80"] == ordered[math.ceil(0.8 * n) - 1] and stats["p50"] == ordered[math.ceil(0.5 * n) - 1]
-        # the definition: at least 80% of tokens at or below p80, and fewer than 80% strictly below it
-        assert sum(x <= stats["p80"] for x in ordered) >= 0.8 * n > sum(x < stats["p80"] for x in ordered)
+        assert stats["p80"] == ordered[math.ceil(0.8 * n) - 1]
+        assert stats["p50"] == ordered[math.ceil(0.5 * n) - 1]
+        # the definition: at least 80% of tokens at or below p80, and fewer than 80% strictly below
+        at_or_below = sum(x <= stats["p80"] for x in ordered)
+        assert at_or_below >= 0.8 * n > sum(x < stats["p80"] for x in ordered)
         assert sum(stats["histogram"]["counts"]) == n
 
 
 def test_entropy_statistics_hand_values():
     stats = entropy_statistics(*padded_batch(100.0))
-    # sorted: 0, .002, .005, .009, .1, .3, .5, 1, 2, 3 -> nearest rank: p50 = 5th value, p80 = 8th value
+    # sorted: 0, .002, .005, .009, .1, .3, .5, 1, 2, 3 -> nearest rank: p50 = 5th value, p80 = 8th
     assert stats["n_tokens"] == 10
     assert stats["p50"] == pytest.approx(0.1) and stats["p80"] == pytest.approx(1.0)
     assert stats["share_below_0.01"] == pytest.approx(0.4)
@@ -308,7 +322,8 @@ def test_entropy_statistics_hand_values():
     counts, edges = stats["histogram"]["counts"], stats["histogram"]["edges"]
     assert len(counts) == 50 and len(edges) == 51 and sum(counts) == 10
     assert edges[0] == 0 and edges[1] == pytest.approx(1e-4) and edges[-1] == pytest.approx(3.0)
-    brute = [sum(edges[i] <= v < edges[i + 1] or (i == 49 and v == max(VALUES)) for v in VALUES) for i in range(50)]
+    brute = [sum(edges[i] <= v < edges[i + 1] or (i == 49 and v == max(VALUES)) for v in VALUES)
+             for i in range(50)]
     assert counts == brute and counts[0] == 1  # only 0.0 is below 1e-4
 
 
