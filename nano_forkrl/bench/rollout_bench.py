@@ -82,10 +82,12 @@ def make_sampler(kind, model, tokenizer, args):
 
 
 def bench_rollout(kind, model, tokenizer, args, device, on_record=None):
-    """Per batch size B: new_tokens per row from random prompts, after an untimed 8-token warm-up (warmup_s:
-    graph capture); startup_s: building the sampler (the vLLM engine), on the first record only; for vLLM also
-    weight_sync_s: the weight push that follows every policy update, median of 5 (all 5 in weight_sync_all_s).
-    on_record(rec) runs after each batch size (bench/cli.py writes its JSON there)."""
+    """Per batch size B: new_tokens per row from random prompts, after an untimed 8-token warm-up
+    (warmup_s: graph capture); seconds (wall) and cpu_s (this process's CPU seconds) of the timed
+    call; startup_s: building the sampler (the vLLM engine), on the first record only; for vLLM
+    also weight_sync_s: the weight push that follows every policy update, median of 5 (all 5 in
+    weight_sync_all_s). on_record(rec) runs after each batch size (bench/cli.py writes its JSON
+    there)."""
     made, records = {}, []
 
     def run(rec):
@@ -95,7 +97,9 @@ def bench_rollout(kind, model, tokenizer, args, device, on_record=None):
         shape = (rec["batch"], args.prompt_len)
         ids = torch.randint(0, tokenizer.vocab_size, shape, device=device)  # the base vocabulary
         _, rec["warmup_s"] = timed(lambda: made["generate"](ids, min(8, args.new_tokens)), device)
+        start_cpu = time.process_time()
         rec["tokens"], rec["seconds"] = timed(lambda: made["generate"](ids, args.new_tokens), device)
+        rec["cpu_s"] = time.process_time() - start_cpu  # a busy machine distorts it less than wall
         rec["tok_per_s"] = rec["tokens"] / rec["seconds"]
         if kind == "vllm":
             pushes = [timed(lambda: made["sampler"].load_weights(model), device)[1] for _ in range(5)]

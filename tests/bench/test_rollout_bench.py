@@ -27,6 +27,7 @@ def test_one_record_per_batch_size_each_handed_on_as_it_ends():
     assert [r["tokens"] for r in records] == [1 * 3, 3 * 3]  # exactly new_tokens per row
     assert "startup_s" in records[0] and "startup_s" not in records[1]  # the sampler is built once
     assert all(r["tok_per_s"] > 0 and "weight_sync_s" not in r for r in records)
+    assert all(0 < r["cpu_s"] for r in records)  # this process decoded: it spent CPU time
 
 
 def test_a_sampler_that_cannot_be_built_is_recorded_once(monkeypatch):
