@@ -1,9 +1,10 @@
-"""The rollout half of bench/cli.py: timing helpers and tok/s per sampler (hf, torch, torch-plain, vllm).
+"""The rollout half of bench/cli.py: timing helpers and tok/s per sampler (hf, torch, torch-plain,
+vllm).
 
-Every sampler gets random prompts of the base vocabulary and must produce exactly new_tokens per row (no EOS
-ids; only vLLM may still stop at the tokenizer's EOS, about 1 in 150k tokens, so the tokens that came out are
-counted, not assumed). vLLM runs on CUDA (bf16) and on its CPU build (float32, any model with a head_dim its
-CPU attention accepts, e.g. 64; not the tiny preset's 16).
+Every sampler gets random prompts of the base vocabulary and must produce exactly new_tokens per row
+(no EOS ids; only vLLM may still stop at the tokenizer's EOS, about 1 in 150k tokens, so the tokens
+that came out are counted, not assumed). vLLM runs on CUDA (bf16) and on its CPU build (float32, any
+model with a head_dim its CPU attention accepts, e.g. 64; not the tiny preset's 16).
 """
 import copy
 import gc
@@ -31,15 +32,15 @@ def timed(fn, device):
 
 
 def measure(rec, device, fn):
-    """Fill rec via fn(rec) and add peak memory; an exception becomes rec["error"] instead of ending the
-    run."""
+    """Fill rec via fn(rec) and add peak memory; an exception becomes rec["error"] instead of
+    ending the run."""
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     try:
         fn(rec)
-    except Exception as err:  # noqa: BLE001  (a benchmark reports failures, it does not stop at them)
+    except Exception as err:  # noqa: BLE001  (reported; the run goes on)
         rec["error"] = f"{type(err).__name__}: {err}"[:300]  # CUDA OOM: "OutOfMemoryError: ..."
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated()
@@ -54,21 +55,22 @@ def hf_generate(model, tokenizer):
     dec = to_dtype(copy.deepcopy(model), torch.bfloat16) if model.device.type == "cuda" else model
 
     def generate(ids, n):
-        out = dec.eval().generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, top_k=0,
-                                  max_new_tokens=n, min_new_tokens=n, pad_token_id=tokenizer.pad_token_id,
-                                  use_cache=True)
+        out = dec.eval().generate(ids, attention_mask=torch.ones_like(ids), do_sample=True,
+                                  top_k=0, max_new_tokens=n, min_new_tokens=n,
+                                  pad_token_id=tokenizer.pad_token_id, use_cache=True)
         return out[:, ids.shape[1]:].numel()
     return generate, dec
 
 
 def make_sampler(kind, model, tokenizer, args):
-    """(generate(ids [B, P] tensor, n) -> number of new tokens, the sampler). vLLM decodes in bf16 on CUDA,
-    float32 on CPU."""
+    """(generate(ids [B, P] tensor, n) -> number of new tokens, the sampler). vLLM decodes in bf16
+    on CUDA, float32 on CPU."""
     if kind == "hf":
         return hf_generate(model, tokenizer)
     if kind in ("torch", "torch-plain"):
-        sampler = TorchSampler(model, tokenizer, max_new_tokens=args.new_tokens, batch_size=max(args.batches),
-                               eos_ids=[], seed=0, fast=kind == "torch")
+        sampler = TorchSampler(model, tokenizer, max_new_tokens=args.new_tokens,
+                               batch_size=max(args.batches), eos_ids=[], seed=0,
+                               fast=kind == "torch")
     elif kind == "vllm":
         from nano_forkrl.engines.vllm_sampler import VLLMSampler
         sampler = VLLMSampler(model, tokenizer, max_new_tokens=args.new_tokens, seed=0, eos_ids=[],
@@ -98,11 +100,13 @@ def bench_rollout(kind, model, tokenizer, args, device, on_record=None):
         ids = torch.randint(0, tokenizer.vocab_size, shape, device=device)  # the base vocabulary
         _, rec["warmup_s"] = timed(lambda: made["generate"](ids, min(8, args.new_tokens)), device)
         start_cpu = time.process_time()
-        rec["tokens"], rec["seconds"] = timed(lambda: made["generate"](ids, args.new_tokens), device)
+        rec["tokens"], rec["seconds"] = timed(
+            lambda: made["generate"](ids, args.new_tokens), device)
         rec["cpu_s"] = time.process_time() - start_cpu  # a busy machine distorts it less than wall
         rec["tok_per_s"] = rec["tokens"] / rec["seconds"]
         if kind == "vllm":
-            pushes = [timed(lambda: made["sampler"].load_weights(model), device)[1] for _ in range(5)]
+            pushes = [timed(lambda: made["sampler"].load_weights(model), device)[1]
+                      for _ in range(5)]
             rec["weight_sync_s"], rec["weight_sync_all_s"] = statistics.median(pushes), pushes
 
     try:
@@ -112,10 +116,12 @@ def bench_rollout(kind, model, tokenizer, args, device, on_record=None):
             records.append(measure(rec, device, run))
             if on_record is not None:
                 on_record(records[-1])
-            if "generate" not in made:  # the sampler could not be built: the other batch sizes would fail alike
+            # the sampler could not be built: the other batch sizes would fail alike
+            if "generate" not in made:
                 break
     finally:
-        close_sampler(made.get("sampler"))  # a vLLM engine's weights, KV cache and graphs, before the next phase
+        # a vLLM engine's weights, KV cache and graphs, before the next phase
+        close_sampler(made.get("sampler"))
     made.clear()
     gc.collect()
     return records
