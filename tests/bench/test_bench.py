@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from nano_forkrl import bench
+from nano_forkrl.bench import cli as bench
 from nano_forkrl.engines.torch_sampler import TorchSampler
 
 TINY_ARGS = ["--model", "tiny", "--batches", "2", "--prompt-len", "5", "--new-tokens", "4",
