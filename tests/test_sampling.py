@@ -1,12 +1,13 @@
-"""Tests for nano_forkrl/sampling.py: sample_next (temperature, top-p, the policy's log-probs) and the Sampler
-contract's stop ids and EOS cut."""
+"""Tests for nano_forkrl/sampling.py: sample_next (temperature, top-p, the policy's log-probs), the
+Sampler contract's stop ids and EOS cut, and the pad-id and unused-id rules."""
 import math
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from nano_forkrl.sampling import Sampler, drop_unused, encode_prompts, pad_id, sample_next, unused_ids
+from nano_forkrl.sampling import (Sampler, drop_unused, encode_prompts, pad_id, sample_next,
+                                  unused_ids)
 
 
 def test_sample_next_greedy_and_logprob():
@@ -56,14 +57,17 @@ class Tok:
 def test_sampler_stop_ids_come_from_the_tokenizer_and_the_generation_config():
     model = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=[1, 7]))
     s = Sampler(model, Tok(), max_new_tokens=4, temperature=1.0, top_p=1.0)
-    assert s.eos_ids == [1, 7] and s.pad_id == 1 and s.vocab_limit == 10  # no pad token: the first EOS pads
-    assert Sampler(model, Tok(), max_new_tokens=4, temperature=1.0, top_p=1.0, eos_ids=[3]).eos_ids == [3]
+    # no pad token: the first EOS pads
+    assert s.eos_ids == [1, 7] and s.pad_id == 1 and s.vocab_limit == 10
+    given = Sampler(model, Tok(), max_new_tokens=4, temperature=1.0, top_p=1.0, eos_ids=[3])
+    assert given.eos_ids == [3]
 
 
 def test_to_rollout_cuts_at_the_first_eos_and_keeps_it():
     s = Sampler(None, Tok(), max_new_tokens=4, temperature=1.0, top_p=1.0, eos_ids=[1, 7])
     r = s.to_rollout(2, [5, 5], [4, 7, 3, 1], [-0.1, -0.2, -0.3, -0.4])
-    assert (r.prompt_index, r.prompt_ids, r.response_ids, r.finish_reason) == (2, [5, 5], [4, 7], "eos")
+    got = (r.prompt_index, r.prompt_ids, r.response_ids, r.finish_reason)
+    assert got == (2, [5, 5], [4, 7], "eos")
     assert r.logprobs == [-0.1, -0.2] and r.text == "4 7"
     r = s.to_rollout(0, [5], [4, 3], [-0.1, -0.2])
     assert r.response_ids == [4, 3] and r.finish_reason == "length"
@@ -102,8 +106,9 @@ def test_unused_ids_are_never_drawn():
 
 
 def test_the_draw_never_lands_on_a_token_without_mass(monkeypatch):
-    """The inverse-CDF draw at both ends of u: u = 0 picks the first token with mass, and a u * total
-    that rounds up to the total (here u = 1) picks the last one, never the zero-mass ids after it."""
+    """The inverse-CDF draw at both ends of u: u = 0 picks the first token with mass, and a
+    u * total that rounds up to the total (here u = 1) picks the last one, never the zero-mass ids
+    after it."""
     logits = torch.full((3, 8), float("-inf"))
     logits[:, 2:5] = 0.0
     for u, want in ((0.0, 2), (1.0, 4)):
