@@ -52,17 +52,23 @@ def split_of(problem):
 def tiny_problems(split, n, seed=0):
     """n distinct problems of one split as {"id", "problem", "answer"} (the shape of
     data.load_problems)."""
+    return draw_problems(make_problem, split, n, random.Random(f"{split}-{seed}"))
+
+
+def draw_problems(make, split, n, rng):
+    """n distinct problems of `split`, drawn by make(rng) until enough fall in it (split_of): the
+    draw every embedded task shares (chain.py too)."""
     assert split in SPLITS, split
-    rng, seen, out = random.Random(f"{split}-{seed}"), set(), []
+    seen, out = set(), []
     while len(out) < n:
-        p = make_problem(rng)
+        p = make(rng)
         if split_of(p["problem"]) == split and p["problem"] not in seen:
             seen.add(p["problem"])
             out.append({k: p[k] for k in ("id", "problem", "answer")})
     return out
 
 
-def _finishes(value, terms):
+def can_finish(value, terms):
     """True if some order of `terms` keeps every running value from `value` on in [0, 99]."""
     for order in permutations(terms):
         v, ok = value, True
@@ -81,7 +87,8 @@ def solution(problem, rng=None):
     value, steps = parse_problem(problem)
     terms, lines = [b if op == "+" else -b for op, b in steps], []
     while terms:
-        ok = [i for i in range(len(terms)) if _finishes(value + terms[i], terms[:i] + terms[i + 1:])
+        ok = [i for i in range(len(terms))
+              if can_finish(value + terms[i], terms[:i] + terms[i + 1:])
               and 0 <= value + terms[i] <= 99]
         i = rng.choice(ok) if rng is not None else 0
         d = terms.pop(i)

@@ -22,9 +22,8 @@ validation, 1/10 test.
 import hashlib
 import random
 import re
-from itertools import permutations
 
-from nano_forkrl.tasks.arithmetic import SPLITS, split_of
+from nano_forkrl.tasks.arithmetic import can_finish, draw_problems, split_of  # the same hash split
 
 TERMS = (3, 4)  # signed terms per problem: 3-4 give responses of about 80-150 tokens
 
@@ -53,26 +52,7 @@ def parse_problem(problem):
 def chain_problems(split, n, seed=0):
     """n distinct problems of one split as {"id", "problem", "answer"} (the shape of
     data.load_problems)."""
-    assert split in SPLITS, split
-    rng, seen, out = random.Random(f"chain-{split}-{seed}"), set(), []
-    while len(out) < n:
-        p = make_problem(rng)
-        if split_of(p["problem"]) == split and p["problem"] not in seen:
-            seen.add(p["problem"])
-            out.append({k: p[k] for k in ("id", "problem", "answer")})
-    return out
-
-
-def _finishes(value, terms):
-    """True if some order of `terms` keeps every running value from `value` on in [0, 99]."""
-    for order in permutations(terms):
-        v, ok = value, True
-        for d in order:
-            v += d
-            ok = ok and 0 <= v <= 99
-        if ok:
-            return True
-    return False
+    return draw_problems(make_problem, split, n, random.Random(f"chain-{split}-{seed}"))
 
 
 def _signed(d):
@@ -88,7 +68,7 @@ def solution(problem, rng=None):
     while terms:
         lines.append(f"now {value}, left {' '.join(_signed(d) for d in terms)}")
         ok = [i for i in range(len(terms)) if 0 <= value + terms[i] <= 99
-              and _finishes(value + terms[i], terms[:i] + terms[i + 1:])]
+              and can_finish(value + terms[i], terms[:i] + terms[i + 1:])]
         d = terms.pop(rng.choice(ok) if rng is not None else 0)
         lines.append(f"take {_signed(d)}: {value}{_signed(d)}={value + d}")
         value += d
