@@ -21,6 +21,14 @@ from nano_forkrl.run.persist.metrics import read_log
 
 CHILD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1",
              "PYTHONUNBUFFERED": "1"}
+ROOT = Path(__file__).resolve().parents[2]  # the folder that holds this nano_forkrl package
+
+
+def child_env():
+    """A child's environment: CHILD_ENV, and ROOT first on PYTHONPATH, so that the child imports
+    the same nano_forkrl as this process from any working folder (a notebook runs in tutorials/)."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, **CHILD_ENV, "PYTHONPATH": path}
 
 
 def write_text(path, text):
@@ -41,7 +49,7 @@ def write_json(path, obj):
 def code_commit(where=None):
     """The git commit of the code that runs (the package's checkout), "+dirty" when the package has
     uncommitted changes; "unknown" outside a git checkout. Every result file records it."""
-    where = where or Path(__file__).resolve().parents[2]
+    where = where or ROOT
 
     def git(*args):
         return subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True,
@@ -60,7 +68,7 @@ def train(flags, run_dir):
     CalledProcessError."""
     cmd = [sys.executable, "-m", "nano_forkrl.train", *map(str, flags),
            "--out-dir", str(run_dir), "--overwrite"]
-    subprocess.run(cmd, check=True, env={**os.environ, **CHILD_ENV})
+    subprocess.run(cmd, check=True, env=child_env())
     return read_log(Path(run_dir) / "metrics.jsonl")
 
 
@@ -83,7 +91,7 @@ def run_queue(tasks, jobs=2, poll_s=2.0, stop_at=None):
             path.parent.mkdir(parents=True, exist_ok=True)
             log = open(path.with_name(path.name + ".log"), "w")
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, **CHILD_ENV})
+                                    env=child_env())
             running[path] = (proc, log, time.time())
             print(f"started  {path.name}", flush=True)
         if queue and stop_at is not None and time.time() >= stop_at and not running:

@@ -58,3 +58,18 @@ def test_code_commit_names_the_checkout(tmp_path):
     commit = runner.code_commit()
     assert commit == "unknown" or len(commit.split("+")[0]) == 40
     assert runner.code_commit(tmp_path) == "unknown"
+
+
+def test_a_child_imports_this_package_from_any_folder(tmp_path):
+    """A notebook runs in tutorials/, where `python -m nano_forkrl.train` found no package: the
+    child's PYTHONPATH starts with the folder that holds this process's nano_forkrl."""
+    import subprocess
+    import sys
+
+    import nano_forkrl
+    from nano_forkrl.study.runner import child_env
+
+    child = subprocess.run([sys.executable, "-c", "import nano_forkrl; print(nano_forkrl.__file__)"],
+                           cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == nano_forkrl.__file__

@@ -157,8 +157,8 @@ def _torchrun(out, *flags, **kwargs):
 
 def _steps(out):
     records = read_log(out / "metrics.jsonl")
-    return {r["step"]: (r["loss"], r["accuracy"], r["tokens_trained"])
-            for r in records if "loss" in r}
+    return {r["step"]: (r.get("loss"), r["accuracy"], r.get("tokens_trained"))
+            for r in records if "accuracy" in r}  # every step (one without an informative group has no loss)
 
 
 def _children(pid):
