@@ -88,12 +88,13 @@ def bench_rl_steps(preset, steps, device, flags=()):
 
 def bench_eval(preset, runs, device, flags=()):
     """Median seconds of `runs` evaluations of the preset's held-out set (after one untimed)."""
-    from nano_forkrl.tasks.data import load_split
+    from nano_forkrl.tasks.data import HELD_OUT, load_split
     from nano_forkrl.run.steps.evaluation import evaluate
 
     def run(rec):
         cfg, _, tokenizer, sampler, _ = _loop(preset, device, flags)
-        held_out = load_split(cfg.eval_data, "test", limit=cfg.eval_n or None)
+        # the set the loop evaluates while training (tasks/data.HELD_OUT: validation)
+        held_out = load_split(cfg.eval_data, HELD_OUT, limit=cfg.eval_n or None)
         seconds, cpu = [], []
         for _ in range(1 + runs):
             start, start_cpu = time.perf_counter(), time.process_time()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from nano_forkrl.run.persist.checkpoint import load_state
 from nano_forkrl.tasks.data import format_prompt
-from nano_forkrl.tasks.tiny import is_tiny
+from nano_forkrl.tasks.tiny import is_tiny, task_of
 from nano_forkrl.verify import reward
 
 
@@ -65,11 +65,20 @@ def cli_defaults(model, bench, template, max_new_tokens, long):
     """(bench, template, max_new_tokens), each as given, else from what the model is. A checkpoint
     of ours knows its training config (trainer_state.pt, read lazily with mmap); the tiny model, by
     name or trained on the tiny task, gets the tiny held-out set, the plain template and the
-    preset's 48 tokens; any other model math500, the boxed template and `long` tokens."""
+    preset's 48 tokens (the chain model: the chain set and its preset's 160); any other model math500, the boxed template and `long` tokens."""
     state = Path(str(model)) / "trainer_state.pt"
     # load_state never runs the file's code
     trained = load_state(state, mmap=True).get("config", {}) if state.exists() else {}
     tiny = is_tiny(model) or is_tiny(bench) or is_tiny(trained.get("train_data"))
-    return (bench or ("tiny" if tiny else trained.get("eval_data") or "math500"),
+    # the embedded task's own held-out set: "chain" for the chain model, else the tiny one
+    task = task_of(model) or task_of(trained.get("train_data")) or "tiny"
+    return (bench or (task if tiny else trained.get("eval_data") or "math500"),
             template or trained.get("template") or ("plain" if tiny else "boxed"),
-            max_new_tokens or trained.get("max_new_tokens") or (48 if tiny else long))
+            max_new_tokens or trained.get("max_new_tokens") or (_budget(task) if tiny else long))
+
+
+def _budget(task):
+    """The response budget of the embedded task's preset (run/setup/config.py owns it)."""
+    from nano_forkrl.run.setup.config import Config, PRESETS
+
+    return PRESETS[task].get("max_new_tokens", Config.max_new_tokens)

@@ -56,6 +56,8 @@ def test_avg_and_pass_at_k_and_rng_restored():
 def test_cli_defaults_follow_what_the_model_is(tmp_path):
     from nano_forkrl.run.steps.evaluation import cli_defaults
     assert cli_defaults("tiny", None, None, None, long=4096) == ("tiny", "plain", 48)
+    # the chain model (Plan B's testbed): its own held-out set and response budget
+    assert cli_defaults("chain", None, None, None, long=4096) == ("chain", "plain", 160)
     qwen = cli_defaults("Qwen/Qwen3-0.6B-Base", None, None, None, long=4096)
     assert qwen == ("math500", "boxed", 4096)
     # given: kept
