@@ -15,22 +15,21 @@ says "equal" too easily is a reward-hacking hole: every rule errs towards "not e
      values (1/0, 0^0) equal nothing, not even themselves. Relations: relations.py (chains,
      equations up to a constant factor, orientation).
 Both answers are read as plain text first (latex.plain: U+2212 and other look-alike minus signs are
-"-"; bidi marks, zero-width characters and NUL are dropped).
-Time bound: each call of reward, extract_answer and is_equivalent runs as a whole (extraction and
-normalization included) under a hard limit (timebound.py, which also works in threads of
-multiprocessing.Pool workers); inside it, cheap guards first (answers over MAX_CHARS are rejected;
-symbolic.to_sympy refuses numbers of over 1e5 digits before sympy evaluates them). Only two plain
-numbers of at most MAX_CHARS are compared without the timer. Timeouts and errors count as
-"not equal": nothing raises. A call that cannot be bounded (no file descriptor or process left for
-the timer's child) is judged wrong too, with a logged warning, and counted: pop_failures().
+"-"; bidi marks, zero-width characters and NUL are dropped). Time bound: each call of reward,
+extract_answer and is_equivalent runs as a whole (extraction and normalization included) under a
+hard limit (timebound.py, which also works in threads of multiprocessing.Pool workers); inside it,
+cheap guards first (answers over MAX_CHARS are rejected; symbolic.to_sympy refuses numbers of over
+1e5 digits before sympy evaluates them). Two plain numbers (the common case) compare as fractions at
+once, with no normalisation (and no timer in is_equivalent). Timeouts and errors count as "not
+equal": nothing raises. A call that cannot be bounded (no file descriptor or process left for the
+timer's child) is judged wrong too, with a logged warning, and counted: pop_failures().
 """
 import re
 from fractions import Fraction
 
 import sympy
 
-# extract_answer: re-exported
-from nano_forkrl.verifier.extract import committed_answer, extract_answer
+from nano_forkrl.verifier.extract import committed_answer, extract_answer  # __all__
 from nano_forkrl.verifier.latex import MAX_CHARS, normalize, plain, structure
 from nano_forkrl.verifier.relations import (RELATION, as_interval, chain_value, same_up_to_factor,
                                             sides)
@@ -44,7 +43,8 @@ VERIFIERS = ("ours", "math-verify")
 _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
 _DECIMAL = re.compile(r"-?(?:\d+\.\d+|\.\d+)")  # what may approximate an irrational
 _WORD = re.compile(r"[a-z]{2,}")  # "east": text, not the product e*a*s*t (which would equal "seat")
-_LABELLED = re.compile(r"(?:\\?[A-Za-z]+(?:_\{?\w+\}?)?)=([^=<>≠≈]+)")  # AB=4, x_1=..., \alpha=...
+# AB=4, x_1=..., \alpha=...
+_LABELLED = re.compile(r"(?:\\?[A-Za-z]+(?:_\{?\w+\}?)?)=([^=<>≠≈]+)")
 
 
 # ---------------------------------------------------------------- structured answers
@@ -157,6 +157,8 @@ def _equivalent(pred, gold):
     strings = isinstance(pred, str) and isinstance(gold, str)
     if not strings or max(len(pred), len(gold)) > MAX_CHARS:
         return False
+    if _NUMBER.fullmatch(pred) and _NUMBER.fullmatch(gold):  # is_equivalent's rule, no normalize
+        return Fraction(pred) == Fraction(gold)
     a, b = normalize(plain(pred)), normalize(plain(gold))
     if _NUMBER.fullmatch(a) and _NUMBER.fullmatch(b):
         return Fraction(a) == Fraction(b)
@@ -165,9 +167,8 @@ def _equivalent(pred, gold):
 
 
 def is_equivalent(pred, gold, *, timeout=1.0):
-    """True iff the answer strings pred and gold mean the same mathematical object (within timeout
-    seconds). Anything but two strings (None, a number) is False, and so is an empty
-    answer; it never raises."""
+    """True iff strings pred and gold mean the same mathematical object (within timeout seconds).
+    Anything else (None, a number) or an empty answer is False; it never raises."""
     # BEGIN SOLUTION verify
     numbers = all(isinstance(s, str) and len(s) <= MAX_CHARS and _NUMBER.fullmatch(s)
                   for s in (pred, gold))
@@ -193,7 +194,6 @@ def reward(response, gold, *, correct=1.0, wrong=0.0, timeout=1.0, verifier="our
     if verifier not in VERIFIERS:
         raise ValueError(f"verifier must be one of {VERIFIERS}, not {verifier!r}")
     if verifier == "math-verify":
-        # lazy: an optional dependency
-        from nano_forkrl.verifier.math_verify import reward_math_verify
+        from nano_forkrl.verifier.math_verify import reward_math_verify  # lazy: optional package
         return reward_math_verify(response, gold, correct=correct, wrong=wrong, timeout=timeout)
     return correct if bounded(_judge, (response, gold), timeout) else wrong

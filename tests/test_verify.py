@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from nano_forkrl.verifier.latex import normalize
+from fractions import Fraction
+
+from nano_forkrl import verify
+from nano_forkrl.verifier.latex import normalize, plain
 from nano_forkrl.verify import extract_answer, is_equivalent, reward
 
 MATH500 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eval" / "math500" / "test.jsonl"
@@ -317,6 +320,37 @@ def test_from_a_thread_of_a_multiprocessing_pool_worker():
 ], ids=short)
 def test_reward(response, gold, kwargs, expected):
     assert reward(response, gold, **kwargs) == expected
+
+
+# ---------------------------------------------------------------- plain numbers: no normalisation
+NUMBER_PAIRS = [("30", "30.0"), ("-0", "0"), ("007", "7"), ("2.", "2"), (".5", "0.5"),
+                ("-.5", "-0.5"), ("0", "-0.0"), ("3", "4"), ("-2", "2"), ("0.1", "0.10"),
+                ("123456.7", "123456.8"), ("1234567", "1234567.5"), ("5", "5.0000001"),
+                ("1e3", "1000"), ("1/2", "0.5"), ("1,000", "1000"), ("$5$", "5"), (" 7", "7")]
+
+
+def _normalize_first(pred, gold):
+    """verify._equivalent as it was before its plain-number shortcut: both answers normalised."""
+    a, b = normalize(plain(pred)), normalize(plain(gold))
+    if verify._NUMBER.fullmatch(a) and verify._NUMBER.fullmatch(b):
+        return Fraction(a) == Fraction(b)
+    return bool(a and b and verify._equal(a, b))
+
+
+@pytest.mark.parametrize("a, b", NUMBER_PAIRS)
+def test_plain_numbers_compare_as_before_without_normalisation(a, b, monkeypatch):
+    expected = _normalize_first(a, b)
+    assert verify._equivalent(a, b) == expected == verify._equivalent(b, a)
+    if verify._NUMBER.fullmatch(a) and verify._NUMBER.fullmatch(b):  # the shortcut: never normalized
+        monkeypatch.setattr(verify, "normalize", None)
+        assert verify._equivalent(a, b) == expected
+
+
+def test_the_number_table_has_both_paths():
+    plain_numbers = [verify._NUMBER.fullmatch(a) and verify._NUMBER.fullmatch(b)
+                     for a, b in NUMBER_PAIRS]
+    assert any(plain_numbers) and not all(plain_numbers)
+    assert {_normalize_first(a, b) for a, b in NUMBER_PAIRS} == {True, False}
 
 
 # ---------------------------------------------------------------- real gold answers (MATH-500)
