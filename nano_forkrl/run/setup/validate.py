@@ -46,6 +46,9 @@ def validate(cfg):
                  "max_new_tokens", "ppo_epochs", "max_gen_batches", "chunk_size"):
         if getattr(cfg, name) < 1:
             bad(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.gen_prompts and cfg.gen_prompts < cfg.prompts_per_step:  # 0: prompts_per_step
+        bad(f"gen_prompts ({cfg.gen_prompts}) must be 0 or at least prompts_per_step "
+            f"({cfg.prompts_per_step})")
     if cfg.prompts_per_step % cfg.mini_batch_prompts:
         bad(f"prompts_per_step ({cfg.prompts_per_step}) must be a multiple of mini_batch_prompts "
             f"({cfg.mini_batch_prompts})")
@@ -53,7 +56,8 @@ def validate(cfg):
     for f in fields(cfg):
         if f.type in (float, "float") and not math.isfinite(getattr(cfg, f.name)):
             bad(f"{f.name} must be a finite number, got {getattr(cfg, f.name)}")
-    for name in ("eval_n", "eval_every", "save_every", "overlong_buffer", "max_prompt_tokens"):
+    for name in ("eval_n", "eval_every", "save_every", "overlong_buffer", "max_prompt_tokens",
+                 "gen_prompts"):
         if getattr(cfg, name) < 0:
             bad(f"{name} must be >= 0, got {getattr(cfg, name)}")
     if cfg.eval_k < 1:

@@ -5,10 +5,14 @@ addressed by a single integer cursor, so a resumed run sees exactly the prompts 
 
 DAPO's dynamic sampling (Yu et al. 2025, the constraint 0 < |{o_i correct}| < G): a group whose G
 rewards are all equal has zero advantage for every sample, so it only dilutes the batch. Such groups
-are dropped and more prompts are sampled (at most `max_gen_batches` rollout batches per step) until
-`prompts_per_step` informative groups are collected. Rewards come from `verify.reward`, plus DAPO's
-soft overlong penalty when `overlong_buffer` > 0. The kept groups leave as one RolloutBatch
-(tasks/rollout_batch.py) with their group advantages (advantage.py).
+are dropped and more prompts are sampled (at most `max_gen_batches` generation rounds per step)
+until `prompts_per_step` informative groups are collected. Each round samples `gen_prompts`
+prompts in one sampler call (DAPO's oversampled generation batch, verl's gen_batch_size; 0 =
+prompts_per_step): fewer, larger calls, at the price of a surplus. Informative groups are kept in
+prompt order up to prompts_per_step and the surplus is dropped, as in verl; the cursor moves past
+every prompt sampled. Rewards come from `verify.reward`, plus DAPO's soft overlong penalty when
+`overlong_buffer` > 0. The kept groups leave as one RolloutBatch (tasks/rollout_batch.py) with
+their group advantages (advantage.py).
 """
 import torch
 
@@ -51,13 +55,17 @@ def sample_groups(cfg, sampler, tokenizer, batch, place):
 
 def collect_rollouts(cfg, sampler, tokenizer, problems, cursor, place):
     """Sample G responses for prompts_per_step prompts; with dynamic sampling keep only informative
-    groups, sampling further batches (at most max_gen_batches) until the training batch is full
-    (DAPO). Returns (the RolloutBatch of the kept groups with their advantages, or None when no
-    group was kept; the new cursor; the statistics of the first rollout batch). Every process
-    returns the same groups; a batch left short is cut to rows that split evenly over them."""
+    groups, sampling gen_prompts prompts per round (at most max_gen_batches rounds) until the
+    training batch is full (DAPO). Returns (the RolloutBatch of the kept groups with their
+    advantages, or None when no group was kept; the new cursor; the statistics of the first round,
+    with gen_rounds: the rounds run). Every process returns the same groups; a batch left short is
+    cut to rows that split evenly over them."""
     G, kept, first_stats = cfg.group_size, [], None
-    for _ in range(cfg.max_gen_batches):
-        batch, cursor = next_prompts(problems, cursor, cfg.prompts_per_step, cfg.seed)
+    per_round = cfg.gen_prompts or cfg.prompts_per_step
+    if not cfg.dynamic_sampling:  # every group is kept: a larger round would only be thrown away
+        per_round = cfg.prompts_per_step
+    for rounds in range(1, cfg.max_gen_batches + 1):
+        batch, cursor = next_prompts(problems, cursor, per_round, cfg.seed)
         rollouts, scores = sample_groups(cfg, sampler, tokenizer, batch, place)
         correct = scores == cfg.reward_correct
         lengths = torch.tensor([len(r.response_ids) for r in rollouts])
@@ -77,7 +85,7 @@ def collect_rollouts(cfg, sampler, tokenizer, problems, cursor, place):
             break
     while len(kept) * G % place.world:  # every process must run as many forward passes
         kept.pop()
-    first_stats["groups_kept"] = len(kept)
+    first_stats["groups_kept"], first_stats["gen_rounds"] = len(kept), rounds
     # the verifier calls it could not time-bound (judged wrong)
     first_stats["verifier_failures"] = sum(pop_failures().values())
     return _batch_of(kept, cfg, sampler.pad_id), cursor, first_stats
