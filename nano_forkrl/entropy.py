@@ -11,7 +11,8 @@ Memory is the point of this module. Qwen3 has V = 151,936, so the float32 logits
 alone take 2.5 GB. We never build them: the transformer body runs once ([B, T, H] hidden states),
 then the output head is applied `chunk_size` tokens at a time and each [chunk, V] block is reduced
 to two numbers per token before the next is made. With gradients, every block is checkpointed, so
-backward also re-creates one block at a time instead of keeping all logits alive.
+backward also re-creates one block at a time instead of keeping all logits alive; not when all of
+them are small (SMALL_LOGITS: the tiny model's 270-token vocabulary), as recomputing costs time.
 
 CPU and CUDA run the same code. On CUDA (bf16 autocast) a chunk holds its bf16 logits (2 bytes per
 entry) and float32 copy (4), then at most three float32 blocks (log-softmax, softmax, their
@@ -25,6 +26,8 @@ from functools import partial
 
 import torch
 from torch.utils.checkpoint import checkpoint
+
+SMALL_LOGITS = 2**22  # entries of [B T, V] logits (16 MiB in float32) kept without checkpointing
 
 
 def autocast(model):
@@ -48,11 +51,9 @@ def token_entropy(logits: torch.Tensor) -> torch.Tensor:
 
 
 def _entropy_from_logp(logp):
-    """-sum_v exp(logp_v) * logp_v over the last dim: the entropy of log-probabilities logp
-    (float32 in, out)."""
+    """-sum_v exp(logp_v) * logp_v over the last dim: the entropy of log-probabilities (float32)."""
     # BEGIN SOLUTION entropy
-    # Not einsum/bmm: it would save one [.., V] block, but CPU bmm sums 151,936 terms with ~1e-3
-    # error.
+    # Not einsum/bmm: it would save a [.., V] block, but CPU bmm sums 151,936 terms with ~1e-3 error
     return -(logp.exp() * logp).sum(dim=-1)
     # END SOLUTION
 
@@ -73,12 +74,9 @@ def logprobs_from_logits(logits: torch.Tensor, labels: torch.Tensor,
 
 
 def _head_chunk(head, hidden, labels, temperature):
-    """One block: hidden [c, H] -> logits [c, V] (model dtype) -> (log-prob [c], entropy [c])
-    float32.
-
-    The two formulas above sharing one log-softmax; these few passes over [c, V] are the module's
-    cost.
-    """
+    """One block: hidden [c, H] -> logits [c, V] (model dtype) -> (log-prob [c], entropy [c]) in
+    float32: the two formulas above sharing one log-softmax (these few passes over [c, V] are the
+    module's cost)."""
     # BEGIN SOLUTION logprobs
     z = head(hidden).float()
     if temperature != 1.0:
@@ -119,10 +117,10 @@ def token_logprobs_and_entropy(model, input_ids, attention_mask=None, *, labels=
     positions still get values (finite, meaningless); callers mask them out.
 
     with_grad=False: runs under torch.no_grad() (not inference_mode, so outputs may later meet
-    autograd). with_grad=True: gradients flow to the model; each chunk is checkpointed, so backward
-    recomputes one [chunk_size, V] block at a time. The entropy stays differentiable, though callers
-    normally detach it. Extra memory: about chunk_size x V x 12 bytes at peak, ~24 bytes per entry
-    in backward (module docstring).
+    autograd). with_grad=True: gradients flow to the model; each chunk is checkpointed (unless the
+    logits are small, SMALL_LOGITS), so backward recomputes one [chunk_size, V] block at a time.
+    The entropy stays differentiable, though callers normally detach it. Extra memory: about
+    chunk_size x V x 12 bytes at peak, ~24 bytes per entry in backward (module docstring).
     """
     # BEGIN SOLUTION logprobs
     with torch.set_grad_enabled(with_grad):
@@ -137,15 +135,13 @@ def token_logprobs_and_entropy(model, input_ids, attention_mask=None, *, labels=
         if shifted:  # the token after t; the last column gets a dummy label and is zeroed below
             labels = torch.cat([input_ids[:, 1:], input_ids[:, -1:]], dim=1)
         flat_h, flat_y = hidden.reshape(B * T, -1), labels.reshape(B * T)
-        logps, ents = [], []
+        # small logits (a tiny vocabulary): kept for backward, as recomputing them saves nothing
+        small = B * T * head.weight.shape[0] <= SMALL_LOGITS
         checkpointed = partial(checkpoint, _head_chunk, use_reentrant=False)
-        head_chunk = checkpointed if with_grad else _head_chunk
-        for s in range(0, B * T, chunk_size):
-            args = (head, flat_h[s:s + chunk_size], flat_y[s:s + chunk_size], temperature)
-            lp, ent = head_chunk(*args)
-            logps.append(lp)
-            ents.append(ent)
-        logprobs, entropy = torch.cat(logps).view(B, T), torch.cat(ents).view(B, T)
+        head_chunk = checkpointed if with_grad and not small else _head_chunk
+        blocks = [head_chunk(head, flat_h[s:s + chunk_size], flat_y[s:s + chunk_size], temperature)
+                  for s in range(0, B * T, chunk_size)]
+        logprobs, entropy = (torch.cat(parts).view(B, T) for parts in zip(*blocks))
         if shifted:
             logprobs = torch.cat([logprobs[:, :-1], logprobs.new_zeros(B, 1)], dim=1)
     return logprobs, entropy

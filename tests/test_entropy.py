@@ -12,6 +12,7 @@ import torch
 
 from conftest import make_tiny_qwen3
 from nano_forkrl.cs336 import compute_entropy
+from nano_forkrl import entropy
 from nano_forkrl.entropy import (autocast, entropy_statistics, logprobs_from_logits, token_entropy,
                                  token_logprobs_and_entropy)
 
@@ -186,9 +187,10 @@ def test_no_grad_path_returns_plain_tensors(model):
     assert lp.requires_grad and h.requires_grad
 
 
-def test_head_only_ever_sees_chunks_forward_and_backward(model):
+def test_head_only_ever_sees_chunks_forward_and_backward(model, monkeypatch):
     """Checkpointing: backward re-runs the head chunk by chunk; no [B, T, V] logits are ever
-    produced."""
+    produced (here the toy vocabulary is treated as a large one)."""
+    monkeypatch.setattr(entropy, "SMALL_LOGITS", 0)
     shapes = []
     original = model.lm_head.forward
 
@@ -211,6 +213,31 @@ def test_head_only_ever_sees_chunks_forward_and_backward(model):
     finally:
         del model.lm_head.forward
         model.zero_grad()
+
+
+def test_small_logits_are_kept_not_recomputed_with_the_same_results(model, monkeypatch):
+    """Below SMALL_LOGITS entries the head is not checkpointed; log-probs, entropies and gradients
+    are bitwise those of the checkpointed path."""
+    torch.manual_seed(5)
+    ids, weights = torch.randint(2, 64, (3, 9)), torch.randn(3, 9)
+    calls = []
+    real_checkpoint = entropy.checkpoint
+    monkeypatch.setattr(entropy, "checkpoint", lambda *a, **k: calls.append(1) or
+                        real_checkpoint(*a, **k))
+
+    def run(small_logits):
+        monkeypatch.setattr(entropy, "SMALL_LOGITS", small_logits)
+        model.zero_grad()
+        lp, h = token_logprobs_and_entropy(model, ids, chunk_size=4, with_grad=True)
+        ((lp * weights).sum() + h.sum()).backward()
+        return [lp, h] + [p.grad.clone() for p in model.parameters()]
+
+    kept = run(27 * 64)  # exactly B T V entries: small
+    assert calls == []
+    checkpointed = run(27 * 64 - 1)
+    assert len(calls) == 7  # ceil(27 / 4) chunks
+    model.zero_grad()
+    assert all(torch.equal(a, b) for a, b in zip(kept, checkpointed))
 
 
 MEMORY_SCRIPT = textwrap.dedent("""
