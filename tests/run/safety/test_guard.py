@@ -63,6 +63,26 @@ def test_a_later_bad_step_restores_weights_and_optimizer_state_exactly():
     assert guard.rejected == 0
 
 
+@pytest.mark.parametrize("margin, kept", [(0.99, True), (1.01, False)])
+def test_the_update_ratio_is_the_norm_of_all_weights_moves(margin, kept):
+    """The limit applies to ||new - old|| / ||old|| over all parameters together: a step just
+    under it is kept, just over it undone (the ratio computed here tensor by tensor)."""
+    model, opt, guard = _setup(1e-1)
+    before = [p.detach().clone() for p in model.parameters()]
+    _backward(model)
+    opt.step()  # the step the guard will see (same gradients, same fresh state), measured here
+    norm = lambda ts: torch.stack([torch.linalg.vector_norm(t, dtype=torch.float64) for t in ts])
+    ratio = float(norm([p - b for p, b in zip(model.parameters(), before)]).norm()
+                  / norm(before).norm())
+    with torch.no_grad():
+        for p, b in zip(model.parameters(), before):
+            p.copy_(b)
+    opt.state.clear()
+    guard.max_update_ratio = ratio / margin
+    guard.step()
+    assert guard.rejected == (0 if kept else 1)
+
+
 def test_the_wrapper_passes_state_through():
     model, opt, guard = _setup(1e-2)
     assert guard.param_groups is opt.param_groups
