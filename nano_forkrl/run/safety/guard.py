@@ -29,9 +29,8 @@ MAX_FAILED_STEPS = 3
 MAX_UPDATE_RATIO = 0.5
 
 
-def _norms(tensors):
-    """The float64 L2 norm of each tensor, in one foreach call."""
-    return torch.stack(torch._foreach_norm(tensors, 2, dtype=torch.float64))
+def _norm(t):
+    return torch.linalg.vector_norm(t, dtype=torch.float64)
 
 
 class GuardedOptimizer:
@@ -69,16 +68,17 @@ class GuardedOptimizer:
         return out
 
     def _snapshot(self):
-        """Copy every tensor into its buffer (one foreach copy: a small model has many small
-        tensors); state entries that do not exist yet are remembered as absent."""
-        tensors = self._tensors()
-        for key, t in tensors:
-            buf = self._copies.get(key)
-            if buf is None or (buf.shape, buf.dtype, buf.device) != (t.shape, t.dtype, t.device):
-                self._copies[key] = torch.empty_like(t)
+        """Copy every tensor into its buffer; state entries that do not exist yet are remembered as
+        absent."""
+        present = set()
         with torch.no_grad():
-            torch._foreach_copy_([self._copies[key] for key, _ in tensors], [t for _, t in tensors])
-        present = {key for key, _ in tensors}
+            for key, t in self._tensors():
+                buf = self._copies.get(key)
+                kind = (t.shape, t.dtype, t.device)
+                if buf is None or (buf.shape, buf.dtype, buf.device) != kind:
+                    buf = self._copies[key] = torch.empty_like(t)
+                buf.copy_(t)
+                present.add(key)
         scalars = {i: {k: v for k, v in self.optimizer.state.get(p, {}).items()
                        if not torch.is_tensor(v)} for i, p in enumerate(self._params())}
         return present, scalars
@@ -103,10 +103,11 @@ class GuardedOptimizer:
     def _check(self):
         """None when the step is acceptable, else the reason it is not."""
         params = self._params()
-        copies = [self._copies[("p", i)] for i in range(len(params))]
-        with torch.no_grad():  # a float64 norm is finite iff every entry is
-            finite = torch.isfinite(_norms(params)).all()
-            old, delta = _norms(copies).norm(), _norms(torch._foreach_sub(params, copies)).norm()
+        with torch.no_grad():
+            finite = torch.stack([torch.isfinite(p).all() for p in params]).all()
+            old = torch.stack([_norm(self._copies[("p", i)]) for i in range(len(params))]).norm()
+            delta = torch.stack([_norm(p - self._copies[("p", i)])
+                                 for i, p in enumerate(params)]).norm()
         if not bool(finite):
             return "the step made some weights NaN or infinite"
         ratio = float(delta) / max(float(old), 1e-12)
