@@ -2,8 +2,17 @@
 import os
 from pathlib import Path
 
-import pytest
-import torch
+# One thread per test process, set before torch loads OpenMP: the suite's models are tiny, and on a
+# busy 2-core machine two OpenMP threads wait for each other at every op (4 RL steps of the tiny
+# preset took 168 s with 2 threads beside other work, 37 s with 1). The child processes the tests
+# start (training runs, notebook kernels, engines) inherit it; the README's `pytest -n 2` runs two
+# test processes instead, one per core.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # in case a plugin imported torch first
 
 SHARED_QWEN3 = Path(os.environ.get("NANO_FORKRL_QWEN3_DIR") or  # another copy; default: the shipped one
                     Path(__file__).resolve().parents[1] / "nano_forkrl" / "qwen3" / "Qwen3-0.6B")

@@ -65,7 +65,8 @@ def cli_defaults(model, bench, template, max_new_tokens, long):
     """(bench, template, max_new_tokens), each as given, else from what the model is. A checkpoint
     of ours knows its training config (trainer_state.pt, read lazily with mmap); the tiny model, by
     name or trained on the tiny task, gets the tiny held-out set, the plain template and the
-    preset's 48 tokens (the chain model: the chain set and its preset's 160); any other model math500, the boxed template and `long` tokens."""
+    preset's 48 tokens (the chain model: the chain set and its preset's 160); any other model
+    math500, the boxed template and `long` tokens."""
     state = Path(str(model)) / "trainer_state.pt"
     # load_state never runs the file's code
     trained = load_state(state, mmap=True).get("config", {}) if state.exists() else {}
