@@ -236,6 +236,18 @@ def test_a_checkpoint_of_another_number_of_processes_is_refused_clearly(tmp_path
 # ------------------------------------------------ a real run, killed at every stage of a save
 FAST = ["--eval-n", "2", "--eval-k", "1", "--prompts-per-step", "8", "--mini-batch-prompts", "4",
         "--group-size", "4", "--max-new-tokens", "40", "--eval-every", "0", "--save-every", "1"]
+
+
+@pytest.fixture(scope="module")
+def fast(tmp_path_factory):
+    """FAST, training on 200 problems of the tiny task's train split in a JSONL file: a run
+    neither draws the task's 20,000 problems nor measures their prompts (seconds per run)."""
+    import json
+
+    from nano_forkrl.tasks.arithmetic import tiny_problems
+    path = tmp_path_factory.mktemp("data") / "train.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in tiny_problems("train", 200)))
+    return FAST + ["--train-data", str(path)]
 STAGES = ["start", "model", "tokenizer", "state-written", "complete", "renamed-old", "renamed-new",
           "removing", "done"]
 # One process imports the loop once and forks a run per stage (argv: the run folders' parent, the
@@ -248,6 +260,8 @@ KILLER = """
 import os, signal, sys, traceback
 import nano_forkrl.run.persist.checkpoint as ck
 import nano_forkrl.train as tr
+# the model classes transformers imports lazily: once here, not in every run
+from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3ForCausalLM
 
 def run(target, argv):
     saves = []
@@ -285,11 +299,11 @@ def _child_env():
 
 
 @pytest.fixture(scope="module")
-def killed(tmp_path_factory):
+def killed(tmp_path_factory, fast):
     """{stage: (wait status, stderr, run folder)} of the runs killed at each stage."""
     parent = tmp_path_factory.mktemp("killed")
     root = Path(__file__).resolve().parents[3]
-    argv = [sys.executable, "-c", KILLER, str(parent), ",".join(STAGES), *FAST, "--steps", "2"]
+    argv = [sys.executable, "-c", KILLER, str(parent), ",".join(STAGES), *fast, "--steps", "2"]
     done = subprocess.run(argv, cwd=root, env=_child_env(), capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -299,12 +313,12 @@ def killed(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(tmp_path_factory, fast):
     """Parameters after 3 uninterrupted steps."""
     from nano_forkrl.run.setup.config import parse_args
     from nano_forkrl.train import train
     out = tmp_path_factory.mktemp("reference")
-    train(parse_args(FAST + ["--steps", "3", "--out-dir", str(out)]))
+    train(parse_args(fast + ["--steps", "3", "--out-dir", str(out)]))
     return _params(out / "checkpoint")
 
 
@@ -314,14 +328,14 @@ def _params(folder):
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_a_run_killed_at_any_stage_of_a_save_resumes_to_the_end(stage, killed, reference):
+def test_a_run_killed_at_any_stage_of_a_save_resumes_to_the_end(stage, killed, reference, fast):
     import json
 
     from nano_forkrl.run.setup.config import parse_args
     from nano_forkrl.train import train
     status, err, out = killed[stage]
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, err[-2000:]
-    train(parse_args(FAST + ["--steps", "3", "--out-dir", str(out), "--resume"]))
+    train(parse_args(fast + ["--steps", "3", "--out-dir", str(out), "--resume"]))
     folders = sorted(p.name for p in out.iterdir() if p.name.startswith("checkpoint"))
     assert folders == ["checkpoint"]
     assert torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=True)["step"] == 3
@@ -333,7 +347,8 @@ def test_a_run_killed_at_any_stage_of_a_save_resumes_to_the_end(stage, killed, r
     assert logged == sorted(logged) and steps.count(3) == 2  # step + eval
 
 
-def test_sigterm_saves_the_step_in_flight_and_the_run_resumes_to_the_end(tmp_path, reference):
+def test_sigterm_saves_the_step_in_flight_and_the_run_resumes_to_the_end(tmp_path, reference,
+                                                                          fast):
     """What a cluster's preemption sends: the run finishes its step, saves, exits 143 with a
     message; the resumed run ends as if it had never been stopped."""
     import json
@@ -343,7 +358,7 @@ def test_sigterm_saves_the_step_in_flight_and_the_run_resumes_to_the_end(tmp_pat
     from nano_forkrl.train import train
     out = tmp_path / "run"
     root = Path(__file__).resolve().parents[3]
-    argv = [sys.executable, "-m", "nano_forkrl.train", *FAST, "--save-every", "0", "--steps", "3",
+    argv = [sys.executable, "-m", "nano_forkrl.train", *fast, "--save-every", "0", "--steps", "3",
             "--out-dir", str(out)]
     child = subprocess.Popen(argv, cwd=root, env=_child_env(), stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
@@ -360,7 +375,7 @@ def test_sigterm_saves_the_step_in_flight_and_the_run_resumes_to_the_end(tmp_pat
     assert "stopped by SIGTERM after step" in err
     saved = torch.load(out / "checkpoint" / "trainer_state.pt", weights_only=True)["step"]
     assert saved in (1, 2) and f"after step {saved}:" in err
-    train(parse_args(FAST + ["--steps", "3", "--out-dir", str(out), "--resume"]))
+    train(parse_args(fast + ["--steps", "3", "--out-dir", str(out), "--resume"]))
     got = _params(out / "checkpoint")
     assert all(torch.equal(got[k], reference[k]) for k in reference)
     steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
