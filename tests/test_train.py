@@ -49,17 +49,34 @@ def _params(path):
     return {k: v.clone() for k, v in AutoModelForCausalLM.from_pretrained(path).state_dict().items()}
 
 
-def test_resume_after_interruption_reaches_the_same_state(tmp_path):
+def test_resume_after_interruption_reaches_the_same_state(tmp_path, monkeypatch):
+    """A two-step run, and the folder it leaves right after its step-1 save (copied aside: all a
+    kill there would leave) resumed to step 2: the same weights, step and log, nothing
+    duplicated."""
+    import shutil
+
+    from nano_forkrl.run.place.single import OneProcess
+
     a, b = tmp_path / "a", tmp_path / "b"
-    full = train(parse_args(FAST + ["--steps", "4", "--eval-every", "0", "--save-every", "2", "--out-dir", str(a)]))
-    train(parse_args(FAST + ["--steps", "2", "--eval-every", "0", "--out-dir", str(b)]))  # "killed" after step 2
-    resumed = train(parse_args(FAST + ["--steps", "4", "--eval-every", "0", "--out-dir", str(b), "--resume"]))
+    save = OneProcess.save
+
+    def save_then_copy_at_step_1(self, out_dir, *rest, **kwargs):
+        save(self, out_dir, *rest, **kwargs)
+        if rest[4] == 1:  # rest: (model, tokenizer, optimizer, sampler, step, ...)
+            shutil.copytree(out_dir, b)
+
+    monkeypatch.setattr(OneProcess, "save", save_then_copy_at_step_1)
+    run = FAST + ["--steps", "2", "--eval-every", "0", "--save-every", "1"]
+    full = train(parse_args(run + ["--out-dir", str(a)]))
+    monkeypatch.setattr(OneProcess, "save", save)
+    resumed = train(parse_args(run + ["--out-dir", str(b), "--resume"]))
     pa, pb = _params(a / "checkpoint"), _params(b / "checkpoint")
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
-    acc = lambda recs: [(r["step"], r["accuracy"], r["loss"]) for r in recs if "eval" not in r and r["step"] > 2]
-    assert acc(full) == acc(resumed)
+    acc = lambda recs: [(r["step"], r["accuracy"], r["loss"])
+                        for r in recs if "eval" not in r and r["step"] > 1]
+    assert len(acc(full)) == 1 and acc(full) == acc(resumed)
     lines = [json.loads(l)["step"] for l in (b / "metrics.jsonl").read_text().splitlines()]
-    assert [s for s in lines if s > 0] == [1, 2, 2, 3, 4, 4]  # steps and evals, nothing duplicated
+    assert [s for s in lines if s > 0] == [1, 2, 2]  # steps and evals, nothing duplicated
 
 
 @needs_cuda
@@ -158,7 +175,9 @@ def test_a_second_run_into_a_folder_in_use_is_refused_and_a_killed_one_resumes(t
     from nano_forkrl.run.persist.checkpoint import checkpoint_step, latest_checkpoint
     from nano_forkrl.utils.errors import RunError
     out = tmp_path / "run"
-    flags = FAST + ["--eval-every", "0", "--save-every", "1", "--out-dir", str(out)]
+    flags = FAST + ["--eval-every", "0", "--save-every", "1", "--out-dir", str(out),
+                    "--eval-n", "2", "--eval-k", "1",  # the evaluations at the start and the end
+                    "--prompts-per-step", "4", "--mini-batch-prompts", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     first = subprocess.Popen([sys.executable, "-m", "nano_forkrl.train", *flags, "--steps", "50"], env=env,
                              cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,

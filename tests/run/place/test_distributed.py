@@ -143,7 +143,7 @@ def test_two_processes_give_the_one_process_mask_loss_and_gradient(tmp_path):
 
 
 FAST = ["--eval-n", "8", "--eval-k", "2", "--prompts-per-step", "8", "--mini-batch-prompts", "4",
-        "--group-size", "4", "--max-new-tokens", "40", "--eval-every", "0", "--save-every", "2"]
+        "--group-size", "4", "--max-new-tokens", "40", "--eval-every", "0", "--save-every", "1"]
 
 
 def _torchrun(out, *flags, **kwargs):
@@ -174,28 +174,42 @@ def _weights(folder):
 
 
 def test_torchrun_trains_the_tiny_preset_and_resumes_a_killed_run_exactly(tmp_path):
+    """Two steps under torchrun, frozen (SIGSTOP: both ranks and torchrun) once the step-1
+    checkpoint is complete: a copy of the run folder then is what a SIGKILL there leaves. The copy
+    is resumed and the same run, let go on, is the uninterrupted one: the same logged steps and the
+    same weights. Two launches instead of three (each starts three Python processes)."""
+    import shutil
+
+    from nano_forkrl.run.persist.checkpoint import checkpoint_step
+
     full_run, killed = tmp_path / "full", tmp_path / "killed"
-    first = _torchrun(full_run, "--steps", "4")
+    steps = ("--steps", "2", "--seed", "1")  # seed 1: both steps have informative groups (updates)
+    first = _torchrun(full_run, *steps)
+    deadline = time.time() + 300
+    while checkpoint_step(full_run / "checkpoint") is None and time.time() < deadline:
+        assert first.poll() is None, first.communicate()[0]
+        time.sleep(0.05)
+    frozen = [*_children(first.pid), first.pid]
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        shutil.copytree(full_run, killed)  # the files a kill at this moment would leave
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
     output = first.communicate(timeout=300)[0]
     assert first.returncode == 0, output
     # rank 0 alone prints
-    assert output.count("config: ") == 1 and output.count("[eval step 4]") == 1
-    assert sorted(_steps(full_run)) == [1, 2, 3, 4]
+    assert output.count("config: ") == 1 and output.count("[eval step 2]") == 1
+    assert sorted(_steps(full_run)) == [1, 2]
+    assert all(loss is not None for loss, _, _ in _steps(full_run).values())  # every step updates
     state = torch.load(full_run / "checkpoint" / "trainer_state.pt", weights_only=False)
     # one HF folder, both ranks' RNG states
-    assert state["step"] == 4 and len(state["sampler_rng"]) == 2
+    assert state["step"] == 2 and len(state["sampler_rng"]) == 2
 
-    run = _torchrun(killed, "--steps", "4")
-    deadline = time.time() + 300
-    while 3 not in _steps(killed) and time.time() < deadline:
-        time.sleep(0.05)
-    # both ranks and torchrun, after the step-2 checkpoint
-    for pid in [*_children(run.pid), run.pid]:
-        os.kill(pid, signal.SIGKILL)
-    run.communicate()
     saved = torch.load(killed / "checkpoint" / "trainer_state.pt", weights_only=False)["step"]
-    assert saved < 4, "the run finished before it was killed"
-    resumed = _torchrun(killed, "--steps", "4", "--resume")
+    assert saved < 2, "the run finished before it was frozen"
+    resumed = _torchrun(killed, *steps, "--resume")
     output = resumed.communicate(timeout=300)[0]
     assert resumed.returncode == 0, output
     assert f"resumed from {killed / 'checkpoint'} at step {saved}" in output
