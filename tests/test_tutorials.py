@@ -1,21 +1,25 @@
 """Tests for tutorials/*.ipynb: every notebook re-executes from scratch without a cell error.
 
-Every `tutorials/*.ipynb` is picked up automatically (a new notebook is tested as soon as it exists). Each runs
-top to bottom in a fresh `python3` Jupyter kernel (nbclient, 600 s per cell) with tutorials/ as the working
-directory; an exception in any cell fails its test. Outputs are not compared: sampled text and timings differ
-between machines, and the notebooks assert nothing about learning outcomes, so they cannot flake.
+Every `tutorials/*.ipynb` is picked up automatically (a new notebook is tested as soon as it
+exists). Each runs top to bottom in a fresh `python3` Jupyter kernel (nbclient, 600 s per cell)
+with tutorials/ as the working directory; an exception in any cell fails its test. Outputs are not
+compared: sampled text and timings differ between machines, and the notebooks assert nothing about
+learning outcomes, so they cannot flake.
 
 Environment given to the kernels (they inherit os.environ):
-  NANO_FORKRL_TUTORIAL_FAST=1  notebooks that train (08, 09) read it and run fewer steps. The outputs saved in the
-                               notebooks come from full runs. Export NANO_FORKRL_TUTORIAL_FAST=0 to test those.
-  NANO_FORKRL_CACHE            where the tiny model's warm start lives: $NANO_FORKRL_CACHE if set, else the default
-                               ~/.cache/nano_forkrl. A session fixture builds it once (about a minute on 2 cores,
-                               only if missing) before the first kernel starts, so no notebook builds it and no two
-                               kernels race to build it.
-Also checked without a kernel: every relative link in the notebooks' markdown points to an existing file, a
-link to a line of a module (`[`name`](../nano_forkrl/x.py#L12)`) still points at the line defining `name`, and
-tutorials/README.md lists every notebook. When a module changes and line links go stale,
-`python tests/test_tutorials.py --fix-links` moves each one to the line that now defines its name.
+  NANO_FORKRL_TUTORIAL_FAST=1  notebooks that train (08, 09, 10) read it and run fewer steps on
+                               fewer problems. The outputs saved in the notebooks come from full
+                               runs. Export NANO_FORKRL_TUTORIAL_FAST=0 to test those.
+  NANO_FORKRL_CACHE            where the tiny model's warm start lives: $NANO_FORKRL_CACHE if set,
+                               else the default ~/.cache/nano_forkrl. A session fixture builds it
+                               once (about a minute on 2 cores, only if missing) before the first
+                               kernel starts, so no notebook builds it and no two kernels race to
+                               build it.
+Also checked without a kernel: every relative link in the notebooks' markdown points to an
+existing file, a link to a line of a module (`[`name`](../nano_forkrl/x.py#L12)`) still points at
+the line defining `name`, and tutorials/README.md lists every notebook. When a module changes and
+line links go stale, `python tests/test_tutorials.py --fix-links` moves each one to the line that
+now defines its name.
 """
 import json
 import os
@@ -35,7 +39,8 @@ def _markdown(path):
 
 
 def _definition_lines(file, ident):
-    """1-based lines of `file` that define ident: def/class (also indented) or a module-level assignment."""
+    """1-based lines of `file` that define ident: def/class (also indented) or a module-level
+    assignment."""
     pattern = re.compile(rf"^\s*(def|class)\s+{ident}\b|^{ident}\s*[:=]")
     return [i for i, s in enumerate(file.read_text().splitlines(), 1) if pattern.search(s)]
 
@@ -63,10 +68,13 @@ def test_notebook_runs(path, tutorial_env):
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                     record_timing=False,
                                      resources={"metadata": {"path": str(TUTORIALS)}})
-    client.execute()  # raises CellExecutionError (with the cell and its traceback) on any error
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    # raises CellExecutionError (with the cell and its traceback) on any error
+    client.execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
     assert not errors
 
 
@@ -79,12 +87,14 @@ def test_links_point_at_what_they_name(path):
             if not line:
                 continue
             n_lines = len(file.read_text().splitlines())
-            assert int(line) <= n_lines, f"{path.name}: {target}#L{line} is past the end of the file"
+            assert int(line) <= n_lines, (
+                f"{path.name}: {target}#L{line} is past the end of the file")
             ident = name.strip("`")
             if name.startswith("`") and ident.isidentifier():
                 found = _definition_lines(file, ident)
-                assert int(line) in found, (f"{path.name}: {target}#L{line} should point at `{ident}`, defined at "
-                                            f"line(s) {found}; run `python tests/test_tutorials.py --fix-links`")
+                assert int(line) in found, (
+                    f"{path.name}: {target}#L{line} should point at `{ident}`, defined at "
+                    f"line(s) {found}; run `python tests/test_tutorials.py --fix-links`")
 
 
 def test_readme_lists_every_notebook():
@@ -94,14 +104,18 @@ def test_readme_lists_every_notebook():
 
 
 def fix_links():
-    """Point every [`name`](../x.py#Lnn) link at the line that now defines name (outputs are left untouched)."""
+    """Point every [`name`](../x.py#Lnn) link at the line that now defines name (outputs are left
+    untouched)."""
     import nbformat
 
     def fixed(match):
         name, target, line = match.groups()
         ident, file = name.strip("`"), (TUTORIALS / target).resolve()
-        found = _definition_lines(file, ident) if line and name.startswith("`") and file.is_file() else []
-        return f"[{name}]({target}#L{found[0]})" if found and int(line) not in found else match.group(0)
+        names_a_line = line and name.startswith("`") and file.is_file()
+        found = _definition_lines(file, ident) if names_a_line else []
+        if found and int(line) not in found:
+            return f"[{name}]({target}#L{found[0]})"
+        return match.group(0)
 
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
@@ -120,5 +134,6 @@ if __name__ == "__main__":
     import sys
 
     if sys.argv[1:] != ["--fix-links"]:
-        raise SystemExit("usage: python tests/test_tutorials.py --fix-links   (or run it with pytest)")
+        raise SystemExit("usage: python tests/test_tutorials.py --fix-links"
+                         "   (or run it with pytest)")
     fix_links()
