@@ -165,10 +165,11 @@ def test_plan_agrees_with_cpu_measurement_real_vocabulary():
 
 @needs_proc
 def test_plan_agrees_with_cpu_measurement_layer_recompute():
-    """A 1,024-id vocabulary and 2 x 1,024 tokens: a decoder layer's recompute dominates the
-    activations; the update's growth above the resident state is checked on its own too. The
-    weights alone (0.12 GiB) are not: the fixed ~50 MB of modules is a large share of them."""
-    pairs = compare(layers=2, rows=2, tokens=1024, chunk=1024, vocab=1024)
+    """A 1,024-id vocabulary and 2 x 768 tokens: a decoder layer's recompute dominates the
+    activations; the update's growth above the resident state is checked on its own too (measured
+    7% below the plan; 5.5% with 2 x 1,024 tokens, 10% with 2 x 512). The weights alone (0.12 GiB)
+    are not: the fixed ~50 MB of modules is a large share of them."""
+    pairs = compare(layers=2, rows=2, tokens=768, chunk=768, vocab=1024)
     (update, planned_update), (resident, planned_resident) = pairs.pop("update"), pairs["resident"]
     growth = (update - resident) / (planned_update - planned_resident)
     assert abs(growth - 1) <= MARGIN and abs(update / planned_update - 1) <= MARGIN, pairs
