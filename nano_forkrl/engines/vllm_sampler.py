@@ -19,7 +19,8 @@ Choices:
   KV cache discarded), so the update gets the GPU memory the engine held; `load_weights` wakes the weights,
   pushes, then wakes the KV cache (vLLM's documented order). Level 1, not 2: a `generate` with no push since the
   last (an evaluation) needs the weights back. vLLM has no sleep mode on CPU: the calls are skipped, said once.
-- No detokenisation and no log-probs unless asked (`logprobs=True`): the trainer decodes the text itself and
+- Token ids in and out: the engine loads no tokenizer (`skip_tokenizer_init`; vLLM's copies of Qwen3's took
+  seconds per start), and returns no log-probs unless asked (`logprobs=True`): the trainer decodes the text and
   recomputes every log-prob it uses. When asked, they are vLLM's `raw_logprobs` (before temperature and bias),
   i.e. the teacher-forced log-probs of `entropy.py` at temperature 1.
 - `close()` shuts the engine core down: vLLM's in-process engine keeps its memory until then.
@@ -116,7 +117,7 @@ class VLLMSampler(Sampler):
                             seed=seed % 2**32, gpu_memory_utilization=gpu_memory_utilization,  # numpy's range
                             enforce_eager=(not on_cuda) if enforce_eager is None else enforce_eager,
                             max_model_len=max_model_len or min(model.config.max_position_embeddings, 32768),
-                            enable_prefix_caching=True, enable_sleep_mode=on_cuda,
+                            enable_prefix_caching=True, enable_sleep_mode=on_cuda, skip_tokenizer_init=True,
                             distributed_executor_backend="external_launcher" if torchrun else None)
         torch.set_num_threads = set_threads  # undo the CPU worker's no-op replacement, then its 1-thread setting
         torch.set_num_threads(threads)

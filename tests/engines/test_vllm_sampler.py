@@ -23,6 +23,7 @@ from conftest import (greedy_rows_equal_up_to_ties, needs_cuda, qwen3_shaped, ti
 from nano_forkrl.engines.torch_sampler import TorchSampler
 from nano_forkrl.engines.vllm_sampler import MAX_IDS, check_version, source_folder, unused_id_mask
 from nano_forkrl.entropy import token_logprobs_and_entropy
+from nano_forkrl.run.persist.metrics import read_log
 from nano_forkrl.tasks.data import collate_rollouts
 from nano_forkrl.sampling import Rollout
 
@@ -180,8 +181,11 @@ def test_sampled_ids_stay_inside_the_tokenizer(engine):
 
 
 def test_no_logprobs_and_no_detokenising_unless_asked(engine, monkeypatch):
-    """By default vLLM returns token ids only (the trainer decodes the text itself and needs no log-probs)."""
+    """By default vLLM returns token ids only (the trainer decodes the text itself and needs no
+    log-probs), and the engine holds no tokenizer (loading and copying Qwen3's cost seconds per
+    engine start)."""
     sampler, tok = engine
+    assert sampler.llm.llm_engine.tokenizer is None
     seen = []
     generate = sampler.llm.generate
     monkeypatch.setattr(sampler.llm, "generate", lambda *a, **k: seen.append(generate(*a, **k)) or seen[-1])
@@ -283,27 +287,53 @@ def _weights(path):
     return AutoModelForCausalLM.from_pretrained(path).state_dict()
 
 
-def test_training_steps_with_vllm_rollouts_resume_exactly(tmp_path):
-    """Two steps, then a "killed" run resumed to the same third step: the same weights, bit for bit, as one
-    uninterrupted three-step run, and the same samples at step 3 (the vLLM seed stream is restored). A random
-    model earns no reward, so the weights move by AdamW's decoupled weight decay; every step still samples with
-    vLLM, scores, updates and pushes the new weights."""
+def _loop_model(folder, initializer_range=0.02):
+    """`folder` for --model random:DIR (config.json + tokenizer, no weights): head_dim 64 as vLLM's
+    CPU attention needs, with the tiny task's tokenizer (270 ids) and a 320-row embedding. What the
+    loop tests check does not depend on the vocabulary, and the log-probs and update of a
+    151,936-row head took most of their time."""
+    from nano_forkrl.tasks.tiny import build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer()
+    config = qwen3_shaped(tok, vocab_size=320).config
+    config.initializer_range = initializer_range
+    config.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_training_steps_with_vllm_rollouts_resume_exactly(tmp_path, monkeypatch):
+    """A two-step run and a "killed" one resumed to the same second step: the same weights, bit for
+    bit, and the same samples at step 2 (the vLLM seed stream is restored). The killed run is the
+    folder the uninterrupted run leaves right after its step-1 save, copied aside (all a kill there
+    would leave): two engine starts instead of three. A random model earns no reward, so the weights
+    move by AdamW's decoupled weight decay; every step still samples with vLLM, scores, updates and
+    pushes the new weights."""
+    import shutil
+
+    from nano_forkrl.run.place.single import OneProcess
     from nano_forkrl.run.setup.config import parse_args
     from nano_forkrl.train import train
 
-    folder = tmp_path / "qwen3-shaped"  # config.json + tokenizer, no weights: --model random:DIR
-    tok = vocab_tokenizer()
-    config = qwen3_shaped(tok).config
-    config.initializer_range = 0.1  # logits of std ~1 instead of ~0.2: entropies differ from token to token
-    config.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    args = LOOP + ["--model", f"random:{folder}", "--device", DEVICE]
-    full = train(parse_args(args + ["--steps", "3", "--out-dir", str(tmp_path / "a")]))
-    train(parse_args(args + ["--steps", "2", "--out-dir", str(tmp_path / "b")]))
-    resumed = train(parse_args(args + ["--steps", "3", "--out-dir", str(tmp_path / "b"), "--resume"]))
+    # logits of std ~1 instead of ~0.2: entropies differ from token to token
+    folder = _loop_model(tmp_path / "qwen3-shaped", initializer_range=0.1)
+    args = LOOP + ["--model", f"random:{folder}", "--device", DEVICE, "--steps", "2"]
+    save = OneProcess.save
+
+    def save_then_copy_at_step_1(self, out_dir, *rest, **kwargs):
+        save(self, out_dir, *rest, **kwargs)
+        if rest[4] == 1:  # rest: (model, tokenizer, optimizer, sampler, step, ...)
+            shutil.copytree(out_dir, tmp_path / "b")
+
+    monkeypatch.setattr(OneProcess, "save", save_then_copy_at_step_1)
+    full = train(parse_args(args + ["--out-dir", str(tmp_path / "a")]))
+    monkeypatch.setattr(OneProcess, "save", save)
+    # the copy: the evaluation at step 0 and step 1
+    assert [r["step"] for r in read_log(tmp_path / "b" / "metrics.jsonl")] == [0, 1]
+    resumed = train(parse_args(args + ["--out-dir", str(tmp_path / "b"), "--resume"]))
     steps = [r for r in full if "eval" not in r]
-    assert [r["step"] for r in steps] == [1, 2, 3] and all(r["time"]["sync"] > 0 for r in steps)
-    assert [r["step"] for r in resumed if "eval" not in r] == [3]
+    assert [r["step"] for r in steps] == [1, 2] and all(r["time"]["sync"] > 0 for r in steps)
+    assert [r["step"] for r in resumed if "eval" not in r] == [2]
     same = ("response_length", "entropy_mean", "entropy_p80")  # functions of the sampled tokens
     assert [steps[-1][k] for k in same] == [[r for r in resumed if "eval" not in r][0][k] for k in same]
     assert steps[0]["entropy_mean"] != steps[1]["entropy_mean"]  # a new seed per call: new samples
@@ -316,10 +346,7 @@ def test_two_torchrun_ranks_train_with_an_engine_each(tmp_path):
     """torchrun --nproc_per_node 2 --sampler vllm: every rank starts its own engine with vLLM's external_launcher
     backend inside the trainer's process group (on GPUs: on cuda:LOCAL_RANK, checked at start-up), and two steps
     of sampling, update and push run on both; at the end each rank closes its engine and exits cleanly."""
-    folder = tmp_path / "qwen3-shaped"
-    tok = vocab_tokenizer()
-    qwen3_shaped(tok).config.save_pretrained(folder)
-    tok.save_pretrained(folder)
+    folder = _loop_model(tmp_path / "qwen3-shaped")
     out = tmp_path / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "nano_forkrl.train",
                *LOOP, "--model", f"random:{folder}", "--device", "auto", "--steps", "2", "--save-every", "0",
