@@ -157,8 +157,9 @@ def _torchrun(out, *flags, **kwargs):
 
 def _steps(out):
     records = read_log(out / "metrics.jsonl")
+    # every step (one without an informative group has no loss)
     return {r["step"]: (r.get("loss"), r["accuracy"], r.get("tokens_trained"))
-            for r in records if "accuracy" in r}  # every step (one without an informative group has no loss)
+            for r in records if "accuracy" in r}
 
 
 def _children(pid):
