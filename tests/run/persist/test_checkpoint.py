@@ -1,6 +1,7 @@
 """Tests for nano_forkrl/run/persist/checkpoint.py: checkpoint folders that any kill leaves
 resumable. (The bit-exact resume of a whole run is tested in test_train.py; the metrics log in
 test_metrics.py.)"""
+import contextlib
 import os
 import signal
 import subprocess
@@ -238,6 +239,19 @@ FAST = ["--eval-n", "2", "--eval-k", "1", "--prompts-per-step", "8", "--mini-bat
         "--group-size", "4", "--max-new-tokens", "40", "--eval-every", "0", "--save-every", "1"]
 
 
+@contextlib.contextmanager
+def _shared(tmp_path_factory, name):
+    """The folder `name`, locked while a fixture fills it: one per test session, so that the
+    pytest-xdist workers (each has its basetemp in the session's temp folder) share what the
+    first one built instead of each building it again."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    where = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    with FileLock(f"{where}.lock"):
+        yield where
+
+
 @pytest.fixture(scope="module")
 def fast(tmp_path_factory):
     """FAST, training on 200 problems of the tiny task's train split in a JSONL file: a run
@@ -245,8 +259,11 @@ def fast(tmp_path_factory):
     import json
 
     from nano_forkrl.tasks.arithmetic import tiny_problems
-    path = tmp_path_factory.mktemp("data") / "train.jsonl"
-    path.write_text("".join(json.dumps(p) + "\n" for p in tiny_problems("train", 200)))
+    with _shared(tmp_path_factory, "data") as where:
+        path = where / "train.jsonl"
+        if not path.is_file():
+            where.mkdir()
+            path.write_text("".join(json.dumps(p) + "\n" for p in tiny_problems("train", 200)))
     return FAST + ["--train-data", str(path)]
 STAGES = ["start", "model", "tokenizer", "state-written", "complete", "renamed-old", "renamed-new",
           "removing", "done"]
@@ -300,14 +317,19 @@ def _child_env():
 
 @pytest.fixture(scope="module")
 def killed(tmp_path_factory, fast):
-    """{stage: (wait status, stderr, run folder)} of the runs killed at each stage."""
-    parent = tmp_path_factory.mktemp("killed")
+    """{stage: (wait status, stderr, run folder)} of the runs killed at each stage (each stage's
+    test resumes its folder: once per session)."""
     root = Path(__file__).resolve().parents[3]
-    argv = [sys.executable, "-c", KILLER, str(parent), ",".join(STAGES), *fast, "--steps", "2"]
-    done = subprocess.run(argv, cwd=root, env=_child_env(), capture_output=True, text=True,
-                          timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    status = dict(line.split() for line in done.stdout.splitlines())
+    with _shared(tmp_path_factory, "killed") as parent:
+        if not (parent / "status.txt").is_file():
+            parent.mkdir()
+            argv = [sys.executable, "-c", KILLER, str(parent), ",".join(STAGES), *fast,
+                    "--steps", "2"]
+            done = subprocess.run(argv, cwd=root, env=_child_env(), capture_output=True,
+                                  text=True, timeout=900)
+            assert done.returncode == 0, done.stderr[-2000:]
+            (parent / "status.txt").write_text(done.stdout)
+    status = dict(line.split() for line in (parent / "status.txt").read_text().splitlines())
     return {s: (int(status[s]), (parent / f"{s}.stderr").read_text(), parent / s / "run")
             for s in STAGES}
 
@@ -317,8 +339,9 @@ def reference(tmp_path_factory, fast):
     """Parameters after 3 uninterrupted steps."""
     from nano_forkrl.run.setup.config import parse_args
     from nano_forkrl.train import train
-    out = tmp_path_factory.mktemp("reference")
-    train(parse_args(fast + ["--steps", "3", "--out-dir", str(out)]))
+    with _shared(tmp_path_factory, "reference") as out:
+        if not (out / "checkpoint" / "trainer_state.pt").is_file():
+            train(parse_args(fast + ["--steps", "3", "--out-dir", str(out)]))
     return _params(out / "checkpoint")
 
 
