@@ -66,7 +66,8 @@ def short(value):
     ("Answer $ \n 9 \n $", None),  # inline math never spans lines
     ("Final Answer: The largest $n$ is 34.", "34"),
     ("Final Answer: Jane started growing Sphere 3 hours ago. I hope it is correct.", "3"),
-    (r"so $0.04 \cdot 10 = \boxed{200}$. Final Answer: The final answer is $10,455$. I hope it is correct.", "10,455"),
+    (r"so $0.04 \cdot 10 = \boxed{200}$. Final Answer: The final answer is $10,455$."
+     r" I hope it is correct.", "10,455"),
     (r"Final Answer: \boxed{5}", "5"),  # the marker before the box: the box
     (r"Therefore $x \geq 5$ is the solution.", r"x \geq 5"),
     ("Thus $x <= 2$ is our answer.", "x <= 2"), ("We find that $x \\lt 3$.", "x \\lt 3"),
@@ -96,7 +97,8 @@ def test_extract_answer(response, expected):
     r"\boxed{x",  # unbalanced, and no marker
     r"\boxed{" * 30_000,
     r"\boxed{1}, \boxed{2" + ", \boxed{3}" * 20_000,  # the last box is unbalanced
-    "<answer>" * 12_500, "answer is " * 10_000, "#### " * 20_000, "\\boxed " * 14_000, "$" * 100_000,
+    "<answer>" * 12_500, "answer is " * 10_000, "#### " * 20_000, "\\boxed " * 14_000,
+    "$" * 100_000,
     None, 123, b"\\boxed{1}", ["\\boxed{1}"],
 ], ids=short)
 def test_extract_answer_none(response):
@@ -199,8 +201,10 @@ def _seconds(text, repeats=5):
 
 
 @pytest.mark.parametrize("make", [
-    lambda n: "Answer: the value we get is " + "\\[" * n,  # quadratic before: a search for "\]" from each "\["
-    lambda n: "Answer: the value we get is " + "\\(" * n + "\n\\)",  # and for "\)" on the line from each "\("
+    # quadratic before: a search for "\]" from each "\["
+    lambda n: "Answer: the value we get is " + "\\[" * n,
+    # and for "\)" on the line from each "\("
+    lambda n: "Answer: the value we get is " + "\\(" * n + "\n\\)",
     lambda n: "So " + "$ \\$ x " * n + "\n",  # $...$ that never closes
     lambda n: "I hope it is correct. " * n + "Therefore " + " " * n + ".",
     lambda n: _document(random.Random(n)) * (n // 100),  # ordinary mixed text
