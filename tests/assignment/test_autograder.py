@@ -133,8 +133,7 @@ def test_blank_scores_0_and_the_solution_uploaded_flat_scores_100(zipped, soluti
     print(f"\ngrading time: blank {seconds:.0f} s, solution {seconds_solved:.0f} s")
 
 
-def test_the_solution_under_package_paths_in_a_folder_gets_full_points(zipped, solution,
-                                                                          tmp_path):
+def test_the_solution_under_package_paths_in_a_folder_gets_full_points(zipped, solution, tmp_path):
     """Each uploaded file is graded: every part but logprobs, whose file (entropy.py) the entropy
     part grades too; the flat upload above is graded on all nine parts."""
     parts = [p for p in PARTS if p != "logprobs"]
