@@ -48,8 +48,9 @@ def pairs(results, chosen, names=NAMES):
     return [(s, runs) for s, runs in sorted(by_seed.items()) if all(n in runs for n in names)]
 
 
-def test_avg(run):
-    return problem_se(run["test"]["end"], run["k"])[0]
+def test_avg(run, when="end"):
+    """Test avg@k of a run at the "end" of RL or at its warm start ("start")."""
+    return problem_se(run["test"][when], run["k"])[0]
 
 
 def analyse(results, planned=PLANNED_PAIRS, names=NAMES):
@@ -66,6 +67,9 @@ def analyse(results, planned=PLANNED_PAIRS, names=NAMES):
         report["verdict"] = paired.verdict(report["analysis"], planned, names)
         report["power_tost"] = {"issue_sd": paired.power(len(diffs), ISSUE_SD),
                                 "realised_sd": paired.power(len(diffs), report["analysis"]["sd"])}
+        # secondary, descriptive (PLAN.md): each variant's rise over its own warm start, in points
+        report["rise"] = {v: paired.summary([100 * (test_avg(runs[v]) - test_avg(runs[v], "start"))
+                                             for _, runs in done]) for v in names}
     else:
         report["verdict"] = f"not decided: {len(diffs)} pairs of the planned {planned}"
     report["power_tost_planned"] = paired.power(planned, ISSUE_SD)
@@ -101,6 +105,9 @@ def markdown(report, pilot=None):
         a = report["analysis"]
         lines.append(f"- mean difference {a['mean']:+.2f} points (SD {a['sd']:.2f}), 95% t-CI "
                      f"[{a['ci95'][0]:+.2f}, {a['ci95'][1]:+.2f}], TOST p {a['p_tost']:.3f}")
+    for v, r in report.get("rise", {}).items():
+        lines.append(f"- secondary (descriptive): {v} rises {r['mean']:+.2f} points over its warm "
+                     f"start, 95% t-CI [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}]")
     lines += [f"- verdict: **{report['verdict']}**",
               f"- TOST power at the planned 16 pairs (SD 3.8): {report['power_tost_planned']:.2f}"]
     if report.get("minutes"):

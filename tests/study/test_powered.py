@@ -37,6 +37,10 @@ def test_pairs_and_the_preregistered_analysis():
     assert [p["diff"] for p in report["pairs"]] == [25.0, 0.0]
     assert report["analysis"]["mean"] == 12.5 and report["analysis"]["n"] == 2
     assert report["verdict"] == "not decided: 2 pairs of the planned 16 (interim look)"
+    # the secondary analysis: each variant's rise over its warm start (0 of 4 at the start here)
+    assert report["rise"]["top 20%"]["mean"] == 62.5  # 75 and 50 points
+    assert report["rise"]["all tokens"]["mean"] == 50.0 and report["rise"]["all tokens"]["sd"] == 0
     text = powered.markdown(report)
     assert "2 pairs of the planned 16" in text and "difference +25.00 points" in text
+    assert "top 20% rises +62.50 points over its warm start" in text
     assert "| top 20% | 0.250 +- " in text and "| 0.0001 |" in text
