@@ -110,6 +110,10 @@ def markdown(report, pilot=None):
                      f"start, 95% t-CI [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}]")
     lines += [f"- verdict: **{report['verdict']}**",
               f"- TOST power at the planned 16 pairs (SD 3.8): {report['power_tost_planned']:.2f}"]
+    if "power_tost" in report:  # the plan: power restated with the realised N and SD
+        pw = report["power_tost"]
+        lines.append(f"- TOST power with these {report['n_pairs']} pairs: {pw['issue_sd']:.2f} at "
+                     f"SD 3.8, {pw['realised_sd']:.2f} at the realised SD")
     if report.get("minutes"):
         lines += ["", "## Wall-clock per run (minutes, training and evaluation)", ""]
         lines += [f"- {k}: {v:.1f}" for k, v in report["minutes"].items()]

@@ -43,4 +43,5 @@ def test_pairs_and_the_preregistered_analysis():
     text = powered.markdown(report)
     assert "2 pairs of the planned 16" in text and "difference +25.00 points" in text
     assert "top 20% rises +62.50 points over its warm start" in text
+    assert "TOST power with these 2 pairs: " in text
     assert "| top 20% | 0.250 +- " in text and "| 0.0001 |" in text
