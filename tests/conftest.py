@@ -1,4 +1,5 @@
 """Shared fixtures: tiny random Qwen3 models (no hub), the real Qwen3 tokenizer (nano_forkrl/qwen3)."""
+import contextlib
 import os
 from pathlib import Path
 
@@ -71,6 +72,19 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.path.name in QUICK_FILES or (item.path.name, item.originalname) in QUICK_TESTS:
             item.add_marker(pytest.mark.quick)
+
+
+@contextlib.contextmanager
+def session_shared(tmp_path_factory, name):
+    """The folder `name` of this test session (it may not exist yet), locked while the caller
+    fills or reads it: under pytest-xdist every worker has its basetemp inside the session's temp
+    folder, so the workers share what the first one built instead of each building it again."""
+    from filelock import FileLock  # a dependency of torch
+
+    base = tmp_path_factory.getbasetemp()
+    where = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    with FileLock(f"{where}.lock"):
+        yield where
 
 
 @pytest.fixture

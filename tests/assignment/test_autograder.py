@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import session_shared
 
 from nano_forkrl.assignment.cli import autograder
 from nano_forkrl.assignment.autograder import collect
@@ -38,13 +39,9 @@ ONE = ["--parts", "mask"]
 def zipped(tmp_path_factory):
     """The autograder zip and write_zip's answer, built once per test session: under pytest-xdist
     the workers share one build (a lock in the session's temp folder) instead of one each."""
-    from filelock import FileLock
-
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    # the session's folder under xdist (each worker has its own basetemp inside it)
-    where = tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.mktemp("ag")
-    out = where / "autograder.zip"
-    with FileLock(str(where / "autograder.lock")):
+    with session_shared(tmp_path_factory, "autograder") as where:
+        where.mkdir(exist_ok=True)
+        out = where / "autograder.zip"
         if not (where / "autograder.json").is_file():
             (where / "autograder.json").write_text(json.dumps(autograder(out)))
         done = json.loads((where / "autograder.json").read_text())

@@ -1,7 +1,6 @@
 """Tests for nano_forkrl/run/persist/checkpoint.py: checkpoint folders that any kill leaves
 resumable. (The bit-exact resume of a whole run is tested in test_train.py; the metrics log in
 test_metrics.py.)"""
-import contextlib
 import os
 import signal
 import subprocess
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_tiny_qwen3
+from conftest import make_tiny_qwen3, session_shared
 
 from nano_forkrl.run.persist.checkpoint import (latest_checkpoint, recover, restore_state,
                                                 save_checkpoint)
@@ -239,19 +238,6 @@ FAST = ["--eval-n", "2", "--eval-k", "1", "--prompts-per-step", "8", "--mini-bat
         "--group-size", "4", "--max-new-tokens", "40", "--eval-every", "0", "--save-every", "1"]
 
 
-@contextlib.contextmanager
-def _shared(tmp_path_factory, name):
-    """The folder `name`, locked while a fixture fills it: one per test session, so that the
-    pytest-xdist workers (each has its basetemp in the session's temp folder) share what the
-    first one built instead of each building it again."""
-    from filelock import FileLock
-
-    base = tmp_path_factory.getbasetemp()
-    where = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
-    with FileLock(f"{where}.lock"):
-        yield where
-
-
 @pytest.fixture(scope="module")
 def fast(tmp_path_factory):
     """FAST, training on 200 problems of the tiny task's train split in a JSONL file: a run
@@ -259,7 +245,7 @@ def fast(tmp_path_factory):
     import json
 
     from nano_forkrl.tasks.arithmetic import tiny_problems
-    with _shared(tmp_path_factory, "data") as where:
+    with session_shared(tmp_path_factory, "data") as where:
         path = where / "train.jsonl"
         if not path.is_file():
             where.mkdir()
@@ -320,7 +306,7 @@ def killed(tmp_path_factory, fast):
     """{stage: (wait status, stderr, run folder)} of the runs killed at each stage (each stage's
     test resumes its folder: once per session)."""
     root = Path(__file__).resolve().parents[3]
-    with _shared(tmp_path_factory, "killed") as parent:
+    with session_shared(tmp_path_factory, "killed") as parent:
         if not (parent / "status.txt").is_file():
             parent.mkdir()
             argv = [sys.executable, "-c", KILLER, str(parent), ",".join(STAGES), *fast,
@@ -339,7 +325,7 @@ def reference(tmp_path_factory, fast):
     """Parameters after 3 uninterrupted steps."""
     from nano_forkrl.run.setup.config import parse_args
     from nano_forkrl.train import train
-    with _shared(tmp_path_factory, "reference") as out:
+    with session_shared(tmp_path_factory, "reference") as out:
         if not (out / "checkpoint" / "trainer_state.pt").is_file():
             train(parse_args(fast + ["--steps", "3", "--out-dir", str(out)]))
     return _params(out / "checkpoint")
