@@ -18,7 +18,7 @@ from pathlib import Path
 
 from nano_forkrl.run.persist.checkpoint import load_state
 from nano_forkrl.tasks.data import format_prompt
-from nano_forkrl.tasks.tiny import is_tiny, task_of
+from nano_forkrl.tasks.tiny import task_of
 from nano_forkrl.verify import reward
 
 
@@ -70,12 +70,11 @@ def cli_defaults(model, bench, template, max_new_tokens, long):
     state = Path(str(model)) / "trainer_state.pt"
     # load_state never runs the file's code
     trained = load_state(state, mmap=True).get("config", {}) if state.exists() else {}
-    tiny = is_tiny(model) or is_tiny(bench) or is_tiny(trained.get("train_data"))
-    # the embedded task's own held-out set: "chain" for the chain model, else the tiny one
-    task = task_of(model) or task_of(trained.get("train_data")) or "tiny"
-    return (bench or (task if tiny else trained.get("eval_data") or "math500"),
-            template or trained.get("template") or ("plain" if tiny else "boxed"),
-            max_new_tokens or trained.get("max_new_tokens") or (_budget(task) if tiny else long))
+    # the embedded task (tasks/tiny.py) the model, the set or the training data names, if any
+    task = task_of(model) or task_of(bench) or task_of(trained.get("train_data"))
+    return (bench or task or trained.get("eval_data") or "math500",
+            template or trained.get("template") or ("plain" if task else "boxed"),
+            max_new_tokens or trained.get("max_new_tokens") or (_budget(task) if task else long))
 
 
 def _budget(task):

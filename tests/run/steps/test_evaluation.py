@@ -58,6 +58,8 @@ def test_cli_defaults_follow_what_the_model_is(tmp_path):
     assert cli_defaults("tiny", None, None, None, long=4096) == ("tiny", "plain", 48)
     # the chain model (Plan B's testbed): its own held-out set and response budget
     assert cli_defaults("chain", None, None, None, long=4096) == ("chain", "plain", 160)
+    # the set alone names the task: its template and budget too (this was 48 tokens for chain)
+    assert cli_defaults("x", "chain", None, None, long=4096) == ("chain", "plain", 160)
     qwen = cli_defaults("Qwen/Qwen3-0.6B-Base", None, None, None, long=4096)
     assert qwen == ("math500", "boxed", 4096)
     # given: kept
