@@ -87,6 +87,28 @@ def session_shared(tmp_path_factory, name):
         yield where
 
 
+@contextlib.contextmanager
+def copied_at_save(monkeypatch, step, to):
+    """Inside: the run's save of `step` is followed by a copy of its folder to `to`, the files a
+    run killed right after that save leaves (the resume tests' "killed" run, without a kill)."""
+    import shutil
+
+    from nano_forkrl.run.place.single import OneProcess
+
+    save = OneProcess.save
+
+    def save_then_copy(self, out_dir, *rest, **kwargs):
+        save(self, out_dir, *rest, **kwargs)
+        if rest[4] == step:  # rest: (model, tokenizer, optimizer, sampler, step, ...)
+            shutil.copytree(out_dir, to)
+
+    monkeypatch.setattr(OneProcess, "save", save_then_copy)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(OneProcess, "save", save)
+
+
 @pytest.fixture
 def tiny_model():
     return make_tiny_qwen3()

@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from conftest import needs_cuda
+from conftest import copied_at_save, needs_cuda
 
 from nano_forkrl.run.setup.config import parse_args
 from nano_forkrl.train import train
@@ -58,22 +58,10 @@ def test_resume_after_interruption_reaches_the_same_state(tmp_path, monkeypatch)
     """A two-step run, and the folder it leaves right after its step-1 save (copied aside: all a
     kill there would leave) resumed to step 2: the same weights, step and log, nothing
     duplicated."""
-    import shutil
-
-    from nano_forkrl.run.place.single import OneProcess
-
     a, b = tmp_path / "a", tmp_path / "b"
-    save = OneProcess.save
-
-    def save_then_copy_at_step_1(self, out_dir, *rest, **kwargs):
-        save(self, out_dir, *rest, **kwargs)
-        if rest[4] == 1:  # rest: (model, tokenizer, optimizer, sampler, step, ...)
-            shutil.copytree(out_dir, b)
-
-    monkeypatch.setattr(OneProcess, "save", save_then_copy_at_step_1)
     run = FAST + ["--steps", "2", "--eval-every", "0", "--save-every", "1"]
-    full = train(parse_args(run + ["--out-dir", str(a)]))
-    monkeypatch.setattr(OneProcess, "save", save)
+    with copied_at_save(monkeypatch, 1, b):
+        full = train(parse_args(run + ["--out-dir", str(a)]))
     resumed = train(parse_args(run + ["--out-dir", str(b), "--resume"]))
     pa, pb = _params(a / "checkpoint"), _params(b / "checkpoint")
     assert all(torch.equal(pa[k], pb[k]) for k in pa)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import (greedy_rows_equal_up_to_ties, needs_cuda, qwen3_shaped, tiny_prompts,
-                      vocab_tokenizer)
+from conftest import (copied_at_save, greedy_rows_equal_up_to_ties, needs_cuda, qwen3_shaped,
+                      tiny_prompts, vocab_tokenizer)
 
 from nano_forkrl.engines.torch_sampler import TorchSampler
 from nano_forkrl.engines.vllm_sampler import MAX_IDS, check_version, source_folder, unused_id_mask
@@ -344,25 +344,14 @@ def test_training_steps_with_vllm_rollouts_resume_exactly(tmp_path, monkeypatch)
     would leave): two engine starts instead of three. A random model earns no reward, so the weights
     move by AdamW's decoupled weight decay; every step still samples with vLLM, scores, updates and
     pushes the new weights."""
-    import shutil
-
-    from nano_forkrl.run.place.single import OneProcess
     from nano_forkrl.run.setup.config import parse_args
     from nano_forkrl.train import train
 
     # logits of std ~1 instead of ~0.2: entropies differ from token to token
     folder = _loop_model(tmp_path / "qwen3-shaped", initializer_range=0.1)
     args = LOOP + ["--model", f"random:{folder}", "--device", DEVICE, "--steps", "2"]
-    save = OneProcess.save
-
-    def save_then_copy_at_step_1(self, out_dir, *rest, **kwargs):
-        save(self, out_dir, *rest, **kwargs)
-        if rest[4] == 1:  # rest: (model, tokenizer, optimizer, sampler, step, ...)
-            shutil.copytree(out_dir, tmp_path / "b")
-
-    monkeypatch.setattr(OneProcess, "save", save_then_copy_at_step_1)
-    full = train(parse_args(args + ["--out-dir", str(tmp_path / "a")]))
-    monkeypatch.setattr(OneProcess, "save", save)
+    with copied_at_save(monkeypatch, 1, tmp_path / "b"):
+        full = train(parse_args(args + ["--out-dir", str(tmp_path / "a")]))
     # the copy: the evaluation at step 0 and step 1
     assert [r["step"] for r in read_log(tmp_path / "b" / "metrics.jsonl")] == [0, 1]
     resumed = train(parse_args(args + ["--out-dir", str(tmp_path / "b"), "--resume"]))
